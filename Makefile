@@ -1,0 +1,71 @@
+# runstop: `make run` serves the API locally, `make test` runs every test. Both install first.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+export UV_PYTHON := 3.13
+export UV_PYTHON_DOWNLOADS := never
+export SAM_CLI_TELEMETRY := 0
+UV := $(PYTHON) -m uv
+RUN := $(UV) run --frozen
+
+.PHONY: help install run test test-unit test-integration lint fmt typecheck pr build validate schemas clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+.local/.uv: ## uv itself, pinned
+	@mkdir -p .local
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@touch $@
+
+.venv/.synced: .local/.uv pyproject.toml uv.lock
+	$(UV) sync --frozen
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: .venv/.synced node_modules/.installed ## install Python packages (uv.lock) and DynamoDB Local (package-lock.json)
+
+run: install ## serve the API on http://127.0.0.1:3000 against DynamoDB Local (Ctrl-C stops)
+	$(RUN) python -m runstop_dev run
+
+test: install ## the whole suite: unit (moto), integration (DynamoDB Local), template lint
+	$(RUN) pytest
+
+test-unit: install ## only the fast unit tests
+	$(RUN) pytest tests/unit
+
+test-integration: install ## only the tests on DynamoDB Local
+	$(RUN) pytest tests/integration
+
+lint: install ## ruff and mypy
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+	for f in functions/*/app.py; do $(RUN) mypy --strict "$$f"; done
+
+fmt: install ## format and fix what ruff can
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+typecheck: install
+	$(RUN) mypy
+
+pr: fmt lint test ## what a pull request must pass
+
+validate: install ## sam validate --lint (cfn-lint)
+	$(RUN) sam validate --lint
+
+build: install ## sam build (needs python3.13 on PATH; pyenv's is picked up by .python-version)
+	$(RUN) sam build
+
+schemas: install ## regenerate the JSON Schemas the lean handlers validate with
+	$(RUN) python -m runstop_dev schemas
+
+clean: ## remove local state (virtualenv, DynamoDB Local data, build output)
+	rm -rf .venv node_modules .local .aws-sam

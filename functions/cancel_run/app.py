@@ -1,0 +1,63 @@
+"""POST /runs/{run_id}/cancel: the hot path, kept lean for cold start.
+
+No pydantic and no validating resolver here (together they cost more cold start than the
+whole function may add to the boto3 floor): API Gateway has already routed the request,
+the run id is checked by pattern, and the body by the JSON Schema generated from
+runstop.models.CancelRequest. Tracing comes from the Lambda platform (Tracing: Active).
+"""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from runstop import schemas
+from runstop.cancel import CancelOutcome, cancel_run
+from runstop.errors import InvalidInput, RunstopError
+from runstop.http import (
+    PROBLEM_CONTENT_TYPE,
+    cancel_body,
+    error_response,
+    header,
+    json_body,
+    require_run_id,
+    response,
+    tenant_from_event,
+)
+from runstop.store import run_store
+
+logger = Logger()
+metrics = Metrics()
+
+MAX_IDEMPOTENCY_KEY = 256
+
+
+def _handle(event: dict[str, Any]) -> dict[str, Any]:
+    tenant_id = tenant_from_event(event)
+    run_id = require_run_id((event.get("pathParameters") or {}).get("run_id") or "")
+    body = json_body(event)
+    request = schemas.validate("cancel_request", body) if body is not None else {}
+    key = header(event, "Idempotency-Key")
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    decision = cancel_run(run_store(), tenant_id, run_id, reason=request.get("reason"), idempotency_key=key)
+    metrics.add_metric(name=f"Cancel.{decision.outcome.value}", unit=MetricUnit.Count, value=1)
+    logger.info("cancel decided", run_id=run_id, tenant_id=tenant_id, outcome=decision.outcome.value)
+    content_type = PROBLEM_CONTENT_TYPE if decision.outcome is CancelOutcome.CONFLICT else "application/json"
+    return response(decision.status_code, cancel_body(decision), content_type)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        return _handle(event)
+    except RunstopError as error:
+        logger.info("cancel refused", error=type(error).__name__, detail=str(error))
+        metrics.add_metric(name=f"Cancel.{type(error).__name__}", unit=MetricUnit.Count, value=1)
+        return error_response(error)
+    except Exception as error:  # the last line of defence: a problem document, never a trace
+        logger.exception("cancel failed unexpectedly")
+        return error_response(error)

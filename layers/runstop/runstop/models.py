@@ -1,0 +1,93 @@
+"""The API contract as pydantic models: request validation in the runs API and the source
+of the OpenAPI document. Not imported on the cancel path (pydantic's cold start)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+from runstop.cancel import MAX_REASON_LENGTH
+from runstop.http import RUN_ID_PATTERN
+from runstop.status import RunStatus
+
+MAX_METADATA_BYTES = 4096
+
+RunId = Annotated[str, Field(pattern=RUN_ID_PATTERN, examples=["run-2026-11-23.001"])]
+Timestamp = Annotated[str, Field(examples=["2026-11-23T21:12:27.123456Z"])]
+
+
+class Strict(BaseModel):
+    """Unknown fields are a client bug worth reporting, not something to ignore."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CancelRecord(BaseModel):
+    reason: str | None = None
+    requested_at: Timestamp
+    source: str = Field(description="Which trigger cancelled: api, bulk, sqs, eventbridge, sweeper.")
+    idempotency_key: str | None = Field(default=None, description="The cancelling request's Idempotency-Key.")
+
+
+class Run(BaseModel):
+    run_id: RunId
+    tenant_id: str
+    status: RunStatus
+    created_at: Timestamp
+    updated_at: Timestamp
+    started_at: Timestamp | None = None
+    ended_at: Timestamp | None = None
+    heartbeat_at: Timestamp | None = None
+    cancel: CancelRecord | None = Field(default=None, description="The first cancel; never overwritten.")
+    version: int = Field(ge=1, description="Increments on every change.")
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class CreateRunRequest(Strict):
+    run_id: RunId | None = Field(default=None, description="Generated when absent.")
+    metadata: dict[str, JsonValue] = Field(default_factory=dict, description="At most 4 KB as compact JSON.")
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_and_finite(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        try:
+            encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            raise ValueError("metadata must not contain NaN or Infinity") from None
+        if len(encoded.encode()) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
+        return value
+
+
+class CompleteRunRequest(Strict):
+    status: Literal["success", "error", "timeout"]
+
+
+class CancelRequest(Strict):
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH)
+
+
+class CancelAccepted(BaseModel):
+    run_id: RunId
+    status: Literal["interrupted"] | None = Field(description="null when the run does not exist.")
+    outcome: Literal["interrupted", "already_interrupted", "absent"] = Field(
+        description="interrupted: this request (or an earlier try with its Idempotency-Key) stopped the run; "
+        "already_interrupted: someone else had; absent: no such run for this tenant."
+    )
+    cancel: CancelRecord | None = None
+    version: int | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; extension members depend on the problem type."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    run_id: str | None = None
+    run_status: RunStatus | None = None
