@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help install run test test-unit test-integration lint fmt typecheck pr build validate schemas clean
+.PHONY: help install run test test-unit test-integration lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,23 @@ build: install ## sam build (needs python3.13 on PATH; pyenv's is picked up by .
 
 schemas: install ## regenerate the JSON Schemas the lean handlers validate with
 	$(RUN) python -m runstop_dev schemas
+
+openapi: install ## regenerate openapi.json (the API contract) from the code
+	$(RUN) python -m runstop_dev openapi
+
+sweep: install ## run the stale-run sweeper once on the local table (a running `make run`, or DYNAMODB_ENDPOINT)
+	$(RUN) python -m runstop_dev sweep
+
+FN ?= CancelQueueFunction
+EVENT ?= events/sqs-cancel-requests.json
+invoke: install ## feed a sample event to a function: make invoke FN=CancelEventsFunction EVENT=events/eventbridge-cancel-requested.json
+	$(RUN) python -m runstop_dev invoke $(FN) -e $(EVENT)
+
+bench: install ## every comparison of issue 3, a few minutes: bench/results/REPORT.md + charts (sizes: BENCH_REPEATS=.. etc.)
+	$(RUN) python -m bench
+
+bench-smoke: install ## a seconds-long run of `make bench` (its test runs it too), written to .local/bench-smoke
+	$(RUN) python -m bench --smoke --out .local/bench-smoke
 
 clean: ## remove local state (virtualenv, DynamoDB Local data, build output)
 	rm -rf .venv node_modules .local .aws-sam

@@ -1,18 +1,18 @@
-"""Runs API: create, read and the worker's transitions (cancel has its own lean function)."""
+"""Runs API: create, list, read, bulk cancel and the worker's calls (single cancel has its own lean function)."""
 
 import uuid
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from runstop import runs
-from runstop.api import build_resolver, current_tenant, problem_responses
-from runstop.http import RUN_ID_PATTERN
-from runstop.models import CompleteRunRequest, CreateRunRequest, Run
+from runstop import bulk, idempotency, runs
+from runstop.api import IdempotencyKeyHeader, RunIdPath, build_resolver, current_tenant, route_responses
+from runstop.cursor import MAX_CURSOR_LENGTH
+from runstop.models import BulkCancelRequest, BulkCancelResponse, CompleteRunRequest, CreateRunRequest, Run, RunPage
 from runstop.status import RunStatus
 from runstop.store import run_store
 
@@ -20,21 +20,85 @@ logger = Logger()
 metrics = Metrics()
 app = build_resolver()
 
-RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="The run's id within the caller's tenant.")]
+StatusQuery = Annotated[RunStatus | None, Query(description="Only runs in this status.")]
+LimitQuery = Annotated[int, Query(ge=1, le=runs.MAX_PAGE_SIZE, description="Runs per page.")]
+CursorQuery = Annotated[
+    str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page, unchanged.")
+]
 
 
-@app.post("/runs", summary="Create a run (pending)", responses=problem_responses(409, 415, 422))
-def create_run(body: CreateRunRequest) -> Response[Run]:
-    run = runs.create_run(run_store(), current_tenant(app), body.run_id or str(uuid.uuid4()), body.metadata)
+@app.post(
+    "/runs",
+    summary="Create a run (pending)",
+    description="With an Idempotency-Key, a repeat of the same request (same tenant, key and body) answers the "
+    "first 201 again and creates nothing; the key with another body is refused with 422.",
+    responses=route_responses(
+        201,
+        Run,
+        "The new run (or, for a repeated Idempotency-Key, the run the first request created).",
+        409,
+        415,
+        422,
+        notes={
+            409: "The run_id exists, or a request with this Idempotency-Key is still in progress (Retry-After).",
+            422: "The body breaks the schema, or the Idempotency-Key was used with another body.",
+        },
+    ),
+)
+def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = None) -> Response[Run]:
+    tenant_id = current_tenant(app)
+    if idempotency_key is None:
+        run = runs.create_run(run_store(), tenant_id, body.run_id or str(uuid.uuid4()), body.metadata)
+    else:
+        key = idempotency_key
+        run = idempotency.once(
+            "create_run",
+            tenant_id,
+            key,
+            body.model_dump(mode="json"),
+            lambda: runs.create_run_for_key(run_store(), tenant_id, key, body.run_id, body.metadata),
+            app.lambda_context,
+        )
     return Response(status_code=201, body=Run.model_validate(run), content_type="application/json")
 
 
-@app.get("/runs/<run_id>", summary="Read a run", responses=problem_responses(404))
+@app.get(
+    "/runs",
+    summary="List runs, newest first",
+    description="One page of the caller's runs, optionally of one status; follow next_cursor for the next page.",
+    responses=route_responses(200, RunPage, "A page of runs."),
+)
+def list_runs(
+    status: StatusQuery = None, limit: LimitQuery = runs.DEFAULT_PAGE_SIZE, cursor: CursorQuery = None
+) -> RunPage:
+    items, next_cursor = runs.list_runs(run_store(), current_tenant(app), status=status, limit=limit, after=cursor)
+    return RunPage(items=[Run.model_validate(item) for item in items], next_cursor=next_cursor)
+
+
+@app.post(
+    "/runs/cancel",
+    summary="Cancel up to 100 runs",
+    description="Each distinct run_id is decided exactly as POST /runs/{run_id}/cancel would decide it; the "
+    "results keep the order in which the ids first appear. An invalid id fails only its own entry.",
+    responses=route_responses(200, BulkCancelResponse, "One result per distinct run_id.", 415, 422),
+)
+def bulk_cancel(body: BulkCancelRequest, idempotency_key: IdempotencyKeyHeader = None) -> BulkCancelResponse:
+    results = bulk.cancel_many(
+        run_store(), current_tenant(app), body.run_ids, reason=body.reason, idempotency_key=idempotency_key
+    )
+    return BulkCancelResponse.model_validate({"results": results})
+
+
+@app.get("/runs/<run_id>", summary="Read a run", responses=route_responses(200, Run, "The run.", 404))
 def get_run(run_id: RunIdPath) -> Run:
     return Run.model_validate(runs.get_run(run_store(), current_tenant(app), run_id))
 
 
-@app.post("/runs/<run_id>/start", summary="Worker: pending -> running", responses=problem_responses(404, 409))
+@app.post(
+    "/runs/<run_id>/start",
+    summary="Worker: pending -> running",
+    responses=route_responses(200, Run, "The run, now running.", 404, 409),
+)
 def start_run(run_id: RunIdPath) -> Run:
     return Run.model_validate(runs.start_run(run_store(), current_tenant(app), run_id))
 
@@ -42,8 +106,9 @@ def start_run(run_id: RunIdPath) -> Run:
 @app.post(
     "/runs/<run_id>/heartbeat",
     summary="Worker: I am alive",
-    description="A 409 carries run_status: the run is no longer running and the worker must stop.",
-    responses=problem_responses(404, 409),
+    description="A 409 carries run_status: the run is no longer running and the worker must stop "
+    "(and, if it is interrupted, acknowledge with POST /runs/{run_id}/stopped).",
+    responses=route_responses(200, Run, "The run, heartbeat_at updated.", 404, 409),
 )
 def heartbeat_run(run_id: RunIdPath) -> Run:
     return Run.model_validate(runs.heartbeat_run(run_store(), current_tenant(app), run_id))
@@ -53,11 +118,29 @@ def heartbeat_run(run_id: RunIdPath) -> Run:
     "/runs/<run_id>/complete",
     summary="Worker: running -> success | error | timeout",
     description="A completion that arrives after a cancel is refused with 409; it never overwrites the cancel.",
-    responses=problem_responses(404, 409, 415, 422),
+    responses=route_responses(200, Run, "The finished run.", 404, 409, 415, 422),
 )
 def complete_run(run_id: RunIdPath, body: CompleteRunRequest) -> Run:
     run = runs.complete_run(run_store(), current_tenant(app), run_id, RunStatus(body.status))
     return Run.model_validate(run)
+
+
+@app.post(
+    "/runs/<run_id>/stopped",
+    summary="Worker: I stopped the interrupted run",
+    description="Records stopped_at once, which a cancel with ?wait=N waits for; a repeat answers 200 with the "
+    "same stopped_at.",
+    responses=route_responses(
+        200,
+        Run,
+        "The run with stopped_at.",
+        404,
+        409,
+        notes={409: "The run is not interrupted; run_status says what it is."},
+    ),
+)
+def acknowledge_stop(run_id: RunIdPath) -> Run:
+    return Run.model_validate(runs.acknowledge_stop(run_store(), current_tenant(app), run_id))
 
 
 @metrics.log_metrics

@@ -16,26 +16,39 @@ from runstop_dev.template import REPO_ROOT
 
 
 def _run(args: argparse.Namespace) -> int:
+    from runstop_dev.contract import docs_routes
     from runstop_dev.local_api import LocalApi
 
     data_dir = None if args.in_memory else Path(args.data_dir)
     endpoint = os.environ.get("DYNAMODB_ENDPOINT") or None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with local_stack(endpoint=endpoint, port=args.ddb_port, data_dir=data_dir) as stack:
+    # SIGTERM stops like Ctrl-C, also during startup; the context managers unwind either way,
+    # so DynamoDB Local and the worker processes never outlive the runner.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stack_cm = local_stack(endpoint=endpoint, port=args.ddb_port, data_dir=data_dir)
+    with contextlib.suppress(KeyboardInterrupt), stack_cm as stack:
         where = "in memory" if data_dir is None else f"data in {data_dir}"
         print(f"DynamoDB: {stack.endpoint} ({'external' if endpoint else 'DynamoDB Local, ' + where})", flush=True)
-        api = LocalApi(stack.refs, stack.env, host=args.host, port=args.port, workers=args.workers, quiet=args.quiet)
+        api = LocalApi(
+            stack.refs,
+            stack.env,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            quiet=args.quiet,
+            extra_routes=docs_routes(),
+        )
         with api:
             api.warm()
             for route in api.routes:
                 print(f"  {route.method:6} {api.url}{route.path}  -> {route.function.logical_id}", flush=True)
+            print(f"  GET    {api.url}/openapi.json and {api.url}/docs (Swagger UI)", flush=True)
             print(
                 f"runstop is serving on {api.url} (tenant from X-Tenant-Id, default 'local'); Ctrl-C stops", flush=True
             )
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
-            print("stopping...", flush=True)
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                print("stopping...", flush=True)
     return 0
 
 
@@ -44,6 +57,33 @@ def _schemas(args: argparse.Namespace) -> int:
 
     for path in write_schemas():
         print(f"wrote {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from runstop_dev.contract import OPENAPI_PATH, write_openapi
+
+    changed = write_openapi()
+    print(f"{'wrote' if changed else 'unchanged:'} {OPENAPI_PATH.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import json
+
+    from runstop_dev.triggers import sweep_once
+
+    summary = sweep_once(args.endpoint, args.heartbeat_timeout, args.pending_timeout)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    import json
+
+    from runstop_dev.triggers import invoke
+
+    print(json.dumps(invoke(args.logical_id, Path(args.event), args.endpoint), indent=2, default=str))
     return 0
 
 
@@ -65,6 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quiet", action="store_true", help="hide the functions' own log lines")
     run.set_defaults(func=_run)
     sub.add_parser("schemas", help="regenerate the JSON Schemas from runstop.models").set_defaults(func=_schemas)
+    sub.add_parser("openapi", help="regenerate openapi.json from the routes and models").set_defaults(func=_openapi)
+    from runstop_dev.triggers import default_endpoint
+
+    endpoint = default_endpoint()
+    sweep = sub.add_parser("sweep", help="run the stale-run sweeper once against the local table")
+    sweep.add_argument("--endpoint", default=endpoint, help="DynamoDB endpoint (a running `make run` by default)")
+    sweep.add_argument("--heartbeat-timeout", type=float, help="seconds; default: the template's HeartbeatTimeout")
+    sweep.add_argument("--pending-timeout", type=float, help="seconds; default: the template's PendingTimeout")
+    sweep.set_defaults(func=_sweep)
+    inv = sub.add_parser("invoke", help="feed a sample event to a function (or pipe) of the template")
+    inv.add_argument("logical_id", help="e.g. CancelQueueFunction, CancelEventsFunction, SweeperFunction")
+    inv.add_argument("-e", "--event", required=True, help="event file, e.g. events/sqs-cancel-requests.json")
+    inv.add_argument("--endpoint", default=endpoint, help="DynamoDB endpoint (a running `make run` by default)")
+    inv.set_defaults(func=_invoke)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     return int(args.func(args))

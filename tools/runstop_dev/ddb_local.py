@@ -52,6 +52,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def version() -> str:
     """The DynamoDB Local version, for reports."""
     out = subprocess.run(
@@ -81,6 +89,9 @@ class DynamoDBLocal:
 
     def start(self, timeout: float = 60.0) -> DynamoDBLocal:
         _compile_launcher()
+        if _listening(self.port):
+            # Waiting for "the port answers" would otherwise succeed against that other server.
+            raise RuntimeError(f"port {self.port} is already in use; pick another (--ddb-port) or stop that server")
         storage = ["-inMemory"] if self.data_dir is None else ["-dbPath", str(self.data_dir)]
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -98,16 +109,21 @@ class DynamoDBLocal:
         ]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=jar_dir())
+        try:
+            self._wait_listening(self.process, timeout)
+        except BaseException:  # Ctrl-C during startup included: never leave the JVM behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_listening(self, process: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 raise RuntimeError(f"DynamoDB Local exited early; see {self.log_path}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
+            if _listening(self.port):
+                return
+            time.sleep(0.1)
         raise TimeoutError(f"DynamoDB Local did not listen on port {self.port} within {timeout}s")
 
     def stop(self) -> None:

@@ -8,26 +8,30 @@ at a time, so module state behaves as it does in Lambda while requests run in pa
 
 from __future__ import annotations
 
+import atexit
 import base64
+import importlib.util
 import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from runstop_dev.handlers import LambdaContext, load_handler
-from runstop_dev.template import HttpRoute, function_environment, function_timeout, http_routes
+from runstop_dev.handlers import LambdaContext
+from runstop_dev.template import Function, HttpRoute, function, function_environment, function_timeout, http_routes
 
 log = logging.getLogger("runstop.local")
 
@@ -42,19 +46,62 @@ ExtraRoute = Callable[[], tuple[int, str, bytes]]
 _handler: Callable[[dict[str, Any], Any], Any] | None = None
 _function_name = ""
 _timeout_ms = 10_000
+EXTRA_FUNCTION_TIMEOUT = 10.0
 
 
-def _init_worker(logical_id: str, env: dict[str, str], quiet: bool) -> None:
-    """Runs once in each worker process: the environment, then the handler's cold start."""
+@dataclass(frozen=True)
+class ExtraFunction:
+    """A handler outside the template, served on its own route beside the template's.
+
+    For designs that exist only to be compared with (the benchmark's naive baseline): it runs
+    with the environment of the template function `env_of`, so it sees the same table and
+    tenant handling, in worker processes of its own.
+    """
+
+    route: HttpRoute
+    env_of: str
+
+
+def _load_source(source: Function) -> Callable[[dict[str, Any], Any], Any]:
+    """Import the function's module by path under a name of its own (every function has an app.py)."""
+    path = source.code_dir / f"{source.module}.py"
+    spec = importlib.util.spec_from_file_location(f"runstop_functions.{source.logical_id}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {source.code_dir}/{source.module}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    handler: Callable[[dict[str, Any], Any], Any] = getattr(module, source.attribute)
+    return handler
+
+
+def _init_worker(logical_id: str, env: dict[str, str], quiet: bool, source: Function, timeout: float) -> None:
+    """Runs once in each worker process: the environment, then the handler's cold start.
+
+    The parent has already read the template: parsing it again here (cfn-lint) would more
+    than double every worker's cold start.
+    """
     global _handler, _function_name, _timeout_ms
+    # Ctrl-C reaches the whole process group; the parent shuts the pool down in order, so a
+    # worker must not die mid-request (or print a KeyboardInterrupt trace) on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    atexit.register(_discard)
     os.environ.update(env)
     if quiet:
         devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker
         sys.stdout = devnull
         os.dup2(devnull.fileno(), 1)
     _function_name = logical_id
-    _timeout_ms = int(function_timeout(logical_id) * 1000)
-    _handler = load_handler(logical_id)
+    _timeout_ms = int(timeout * 1000)
+    _handler = _load_source(source)
+
+
+def _discard() -> None:
+    """Lambda discards an environment, it never finalises one: tearing down an interpreter
+    that holds boto3 and Powertools costs about a second of CPU per worker on every stop."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _invoke(event: dict[str, Any]) -> Any:
@@ -70,20 +117,23 @@ def _warm() -> int:
 class FunctionPool:
     """A function's execution environments: worker processes that each import it once."""
 
-    def __init__(self, logical_id: str, env: dict[str, str], workers: int, quiet: bool) -> None:
+    def __init__(
+        self, logical_id: str, env: dict[str, str], workers: int, quiet: bool, source: Function | None = None
+    ) -> None:
         self.logical_id = logical_id
-        self.timeout = function_timeout(logical_id)
+        self.timeout = function_timeout(logical_id) if source is None else EXTRA_FUNCTION_TIMEOUT
+        initargs = (logical_id, env, quiet, source or function(logical_id), self.timeout)
         # spawn, not fork: the parent runs server threads, and a forked lock may be held.
         context = multiprocessing.get_context("spawn")
         self.executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(logical_id, env, quiet)
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=initargs
         )
 
     def invoke(self, event: dict[str, Any]) -> Any:
         return self.executor.submit(_invoke, event).result(timeout=self.timeout + 5)
 
-    def warm(self) -> None:
-        self.executor.submit(_warm).result(timeout=120)
+    def warm(self) -> Future[int]:
+        return self.executor.submit(_warm)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -180,6 +230,7 @@ class LocalApi:
         workers: int = 4,
         quiet: bool = False,
         extra_routes: dict[str, ExtraRoute] | None = None,
+        extra_functions: Sequence[ExtraFunction] = (),
     ) -> None:
         self.routes = http_routes()
         self.tenant_claim = "tenant_id"
@@ -191,6 +242,11 @@ class LocalApi:
                 env = {**function_environment(logical_id, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": logical_id}
                 self.tenant_claim = env.get("TENANT_CLAIM", self.tenant_claim)
                 self.pools[logical_id] = FunctionPool(logical_id, env, workers, quiet)
+        for extra in extra_functions:
+            fn = extra.route.function
+            env = {**function_environment(extra.env_of, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": fn.logical_id}
+            self.pools[fn.logical_id] = FunctionPool(fn.logical_id, env, workers, quiet, source=fn)
+            self.routes.insert(0, extra.route)
         self.server = _Server((host, port), _RequestHandler)
         self.server.api = self
         self.thread: threading.Thread | None = None
@@ -201,9 +257,12 @@ class LocalApi:
         return f"http://{host}:{port}"
 
     def warm(self) -> None:
-        """Start one environment per function now rather than on the first request."""
-        for pool in self.pools.values():
-            pool.warm()
+        """Start one environment per function now rather than on the first request.
+
+        All pools start together: each cold start is CPU-bound imports, one per core.
+        """
+        for started in [pool.warm() for pool in self.pools.values()]:
+            started.result(timeout=120)
 
     def match(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
         for route in self.routes:
@@ -220,7 +279,8 @@ class LocalApi:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
+        if self.thread is not None:  # shutdown() waits forever for a loop that never started
+            self.server.shutdown()
         self.server.server_close()
         for pool in self.pools.values():
             pool.close()

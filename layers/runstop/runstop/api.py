@@ -4,17 +4,26 @@ the map from exceptions to problem documents live here so routes stay a few line
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel
 
 from runstop.errors import RunstopError
 from runstop.http import (
+    JSON_CONTENT_TYPE,
+    MAX_IDEMPOTENCY_KEY,
     PROBLEM_CONTENT_TYPE,
+    RUN_ID_PATTERN,
     is_json_media_type,
     problem,
     problem_for,
@@ -25,6 +34,17 @@ from runstop.models import Problem
 
 logger = Logger(child=True)
 
+RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="The run's id within the caller's tenant.")]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY,
+        description="Makes a retried request safe: a repeat with the same key gets the first request's answer.",
+    ),
+]
+
 
 def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
     # Serialized here: Powertools only encodes bodies whose content type is application/json.
@@ -33,21 +53,32 @@ def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = Non
     )
 
 
-def _json_only(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    """A body in another media type is refused (415) instead of being parsed as a form."""
+def _refusal(app: APIGatewayHttpResolver) -> dict[str, Any] | None:
+    """The problem for a request refused whatever its route and body say, else None."""
     event = app.current_event
+    # HTTP APIs hand the path over decoded, and Powertools' route regex ends in `$`, which
+    # matches before a final newline: GET /runs/abc%0A would otherwise read run "abc".
+    if any(char < " " or char == "\x7f" for char in event.path):
+        return problem(400, "Bad request", "the path contains control characters", "bad-request")
+    # A body in another media type is refused (415) instead of being parsed as a form.
     if event.body and not is_json_media_type(event.headers.get("content-type")):
-        return _problem_response(unsupported_media_type())
-    return next_middleware(app)
+        return unsupported_media_type()
+    return None
+
+
+def _json_only(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Refuse such a request even when its route's validation let it through."""
+    refusal = _refusal(app)
+    return _problem_response(refusal) if refusal else next_middleware(app)
 
 
 def _validation_problem(error: RequestValidationError) -> Response[Any]:
-    """Malformed JSON and a bad path parameter are 400; a well-formed but invalid body is 422."""
+    """Malformed JSON and a bad path, query or header parameter are 400; a well-formed but invalid body is 422."""
     errors = [
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
         for e in error.errors()
     ]
-    if any(e["type"] == "json_invalid" or (e["loc"][:1] == ["path"]) for e in errors):
+    if any(e["type"] == "json_invalid" or e["loc"][:1] in (["path"], ["query"], ["header"]) for e in errors):
         body = problem(400, "Bad request", "the request is malformed", "bad-request", errors=errors)
     else:
         body = problem(422, "Validation failed", "the request body is not valid", "validation", errors=errors)
@@ -55,23 +86,35 @@ def _validation_problem(error: RequestValidationError) -> Response[Any]:
 
 
 _PROBLEM_DESCRIPTIONS = {
-    400: "Malformed request: bad JSON or a run_id that does not match the pattern.",
+    400: "Malformed request: bad JSON, a run_id that does not match the pattern, or a bad parameter.",
     401: "No tenant claim in the token.",
     404: "No such run for this tenant.",
     409: "The run's status forbids this; run_status says what it is.",
     415: "The body is not application/json.",
-    422: "The body breaks the schema; errors lists where.",
+    422: "The request body breaks the schema; errors lists where.",
     503: "DynamoDB throttled or was unreachable; retry after Retry-After seconds.",
 }
 
 
-def problem_responses(*codes: int) -> dict[int, OpenAPIResponse]:
-    """OpenAPI declarations of the problem answers a route can give (plus the common ones)."""
-    schema = Problem.model_json_schema()
+def problem_responses(*codes: int, notes: Mapping[int, str] | None = None) -> dict[int, OpenAPIResponse]:
+    """OpenAPI declarations of the problem answers a route can give (plus the common ones).
+
+    `notes` replaces the generic description of a code where this route means more by it.
+    """
+    descriptions = {**_PROBLEM_DESCRIPTIONS, **(notes or {})}
+    # 422 always: it replaces the JSON validation error Powertools would declare, which this API never sends.
     return {
-        code: {"description": _PROBLEM_DESCRIPTIONS[code], "content": {PROBLEM_CONTENT_TYPE: {"schema": schema}}}
-        for code in sorted({*codes, 400, 401, 503})
+        code: {"description": descriptions[code], "content": {PROBLEM_CONTENT_TYPE: {"model": Problem}}}
+        for code in sorted({*codes, 400, 401, 422, 503})
     }
+
+
+def route_responses(
+    status: int, model: type[BaseModel], description: str, *problems: int, notes: Mapping[int, str] | None = None
+) -> dict[int, OpenAPIResponse]:
+    """A route's success answer and its problems; Powertools documents no success once `responses` is given."""
+    success: OpenAPIResponse = {"description": description, "content": {JSON_CONTENT_TYPE: {"model": model}}}
+    return {status: success, **problem_responses(*problems, notes=notes)}
 
 
 def build_resolver() -> APIGatewayHttpResolver:
@@ -79,9 +122,21 @@ def build_resolver() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
     app.use(middlewares=[_json_only])
 
+    # Request validation runs before any middleware, so it can fail first on such requests.
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[Any]:
-        return _validation_problem(error)
+        refusal = _refusal(app)
+        return _problem_response(refusal) if refusal else _validation_problem(error)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(_: RequestUnsupportedContentType) -> Response[Any]:
+        return _problem_response(_refusal(app) or unsupported_media_type())
+
+    # Powertools decodes a base64 body as UTF-8 before parsing it, outside its JSON error handling.
+    @app.exception_handler(UnicodeDecodeError)
+    def _undecodable(_: UnicodeDecodeError) -> Response[Any]:
+        detail = "the body is not valid JSON (not UTF-8 text)"
+        return _problem_response(_refusal(app) or problem(400, "Bad request", detail, "bad-request"))
 
     @app.exception_handler(RunstopError)
     def _domain(error: RunstopError) -> Response[Any]:
@@ -90,7 +145,7 @@ def build_resolver() -> APIGatewayHttpResolver:
 
     @app.not_found
     def _no_route(_: Exception) -> Response[Any]:
-        return _problem_response(problem(404, "Not found", "no such route", "no-route"))
+        return _problem_response(_refusal(app) or problem(404, "Not found", "no such route", "no-route"))
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[Any]:

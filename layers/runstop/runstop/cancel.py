@@ -30,6 +30,8 @@ class CancelOutcome(StrEnum):
     ALREADY_INTERRUPTED = "already_interrupted"
     ABSENT = "absent"
     CONFLICT = "conflict"
+    FRESH = "fresh"
+    """Only with `stale_before`: the run is active but showed life since, so it was left alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +64,17 @@ def cancel_run(
     idempotency_key: str | None = None,
     source: str = "api",
     at: datetime | None = None,
+    stale_before: datetime | None = None,
 ) -> CancelDecision:
-    """Interrupt the run if it is active; otherwise say what it already is."""
+    """Interrupt the run if it is active; otherwise say what it already is.
+
+    With `stale_before` (the sweeper), the run is interrupted only if it is also stale: its
+    sweep_at (last heartbeat, or creation while pending) is older than that moment, checked in
+    the same conditional update, so a heartbeat that lands after the sweeper's query wins.
+    """
     moment = at or clock.now()
+    stale = None if stale_before is None else "sweep_at < :stale_before"
+    stale_values = None if stale_before is None else {":stale_before": clock.iso(stale_before)}
     stamp = clock.iso(moment)
     record: dict[str, Any] = {"reason": reason, "requested_at": stamp, "source": source}
     if idempotency_key is not None:
@@ -84,6 +94,8 @@ def cancel_run(
                     "expires_at": clock.expiry_epoch(moment, settings().retention_days),
                 },
                 remove=("active_pk", "sweep_at"),
+                extra_condition=stale,
+                condition_values=stale_values,
             )
             return CancelDecision(run_id, CancelOutcome.INTERRUPTED, run)
         except ConditionFailed as failed:
@@ -97,4 +109,6 @@ def cancel_run(
             return CancelDecision(run_id, outcome, current)
         if status not in ACTIVE:
             return CancelDecision(run_id, CancelOutcome.CONFLICT, current)
+        if stale_before is not None:
+            return CancelDecision(run_id, CancelOutcome.FRESH, current)
     raise RuntimeError(f"run {run_id!r} stayed active through {_MAX_ATTEMPTS} cancel attempts")

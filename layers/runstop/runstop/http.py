@@ -31,6 +31,7 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # used with fullmatc
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 JSON_CONTENT_TYPE = "application/json"
 MAX_BODY_BYTES = 64 * 1024
+MAX_IDEMPOTENCY_KEY = 256
 PROBLEM_BASE = "urn:runstop:problem:"
 
 
@@ -40,6 +41,16 @@ class Unauthorized(RunstopError):
 
 class UnsupportedMediaType(RunstopError):
     """A body that is not declared as JSON."""
+
+
+class IdempotencyKeyReused(RunstopError):
+    """An Idempotency-Key sent again with a different request: which one was meant is unknowable."""
+
+
+class RequestInProgress(RunstopError):
+    """The first request with this Idempotency-Key is still running; retry to get its answer."""
+
+    retry_after_seconds = 1
 
 
 def valid_run_id(run_id: str) -> bool:
@@ -118,6 +129,11 @@ def problem_for(error: Exception) -> tuple[dict[str, Any], dict[str, str]]:
             return problem(404, "Run not found", str(error), "run-not-found", run_id=error.run_id), {}
         case RunAlreadyExists():
             return problem(409, "Run already exists", str(error), "run-exists", run_id=error.run_id), {}
+        case IdempotencyKeyReused():
+            return problem(422, "Idempotency-Key reused", str(error), "idempotency-key-reused"), {}
+        case RequestInProgress():
+            body = problem(409, "Request in progress", str(error), "request-in-progress")
+            return body, {"Retry-After": str(error.retry_after_seconds)}
         case TransitionConflict():
             body = problem(
                 409,

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
+from runstop.bulk import MAX_BULK_RUNS
 from runstop.cancel import MAX_REASON_LENGTH
 from runstop.http import RUN_ID_PATTERN
 from runstop.status import RunStatus
@@ -41,8 +42,19 @@ class Run(BaseModel):
     ended_at: Timestamp | None = None
     heartbeat_at: Timestamp | None = None
     cancel: CancelRecord | None = Field(default=None, description="The first cancel; never overwritten.")
+    stopped_at: Timestamp | None = Field(
+        default=None, description="When the worker acknowledged the stop of the interrupted run."
+    )
     version: int = Field(ge=1, description="Increments on every change.")
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class RunPage(BaseModel):
+    items: list[Run] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page. Opaque, and valid only for the "
+        "same tenant and the same status filter."
+    )
 
 
 class CreateRunRequest(Strict):
@@ -78,6 +90,39 @@ class CancelAccepted(BaseModel):
     )
     cancel: CancelRecord | None = None
     version: int | None = None
+    stop_acknowledged: bool | None = Field(
+        default=None,
+        description="Only with ?wait=N: whether the worker acknowledged the stop (POST /runs/{run_id}/stopped) "
+        "before the answer; it waits up to N seconds for that. Always false for an absent run.",
+    )
+
+
+class BulkCancelRequest(Strict):
+    run_ids: list[str] = Field(
+        min_length=1,
+        max_length=MAX_BULK_RUNS,
+        description="Each id is decided once, in order of first appearance; an invalid id gets its own 400 entry.",
+    )
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH)
+
+
+class BulkCancelResult(BaseModel):
+    run_id: str
+    status_code: Literal[202, 400, 409, 503] = Field(
+        description="What POST /runs/{run_id}/cancel would answer for this run: 202 accepted, 409 already finished, "
+        "400 invalid run_id, 503 store unavailable (retry this id)."
+    )
+    outcome: Literal["interrupted", "already_interrupted", "absent"] | None = Field(
+        default=None, description="Set when status_code is 202."
+    )
+    run_status: RunStatus | None = Field(
+        default=None, description="The run's status after the decision; null when absent or not decided."
+    )
+    error: str | None = Field(default=None, description="Set when status_code is 400 or 503.")
+
+
+class BulkCancelResponse(BaseModel):
+    results: list[BulkCancelResult]
 
 
 class Problem(BaseModel):

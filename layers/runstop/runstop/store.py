@@ -11,6 +11,7 @@ import os
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -52,11 +53,28 @@ _deserializer = TypeDeserializer()
 def client_config() -> Config:
     """Standard retry mode with short timeouts: a stuck call must become a 503, not a hang."""
     return Config(
-        retries={"mode": "standard", "max_attempts": int(os.environ.get("DYNAMODB_MAX_ATTEMPTS", "3"))},
+        # total_max_attempts counts the first try, as AWS_MAX_ATTEMPTS does; botocore's
+        # max_attempts would count retries only (3 -> 4 requests).
+        retries={"mode": "standard", "total_max_attempts": int(os.environ.get("DYNAMODB_MAX_ATTEMPTS", "3"))},
         connect_timeout=float(os.environ.get("DYNAMODB_CONNECT_TIMEOUT", "1")),
         read_timeout=float(os.environ.get("DYNAMODB_READ_TIMEOUT", "2")),
         tcp_keepalive=True,
+        # Bulk cancel decides up to 16 runs at once on this one client (runstop.bulk).
+        max_pool_connections=16,
     )
+
+
+ACTIVE_INDEX = "Active"
+"""The sparse index of pending and running runs (active_pk, sweep_at), KEYS_ONLY."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActivePage:
+    """Keys of one Active-index page, where the next page starts (None: last), its read cost."""
+
+    keys: list[tuple[str, str]]
+    next_key: Mapping[str, Any] | None
+    read_units: float
 
 
 class ConditionFailed(Exception):
@@ -153,6 +171,27 @@ class RunStore:
             except self.client.exceptions.ConditionalCheckFailedException as error:
                 raise RunAlreadyExists(str(item["run_id"])) from error
 
+    def active_page(
+        self, partition: str, *, before: str, limit: int, start_key: Mapping[str, Any] | None = None
+    ) -> ActivePage:
+        """One page of the sparse Active index: runs of `partition` ("running#3") whose
+        sweep_at is older than `before`, oldest first. Only active runs are in that index,
+        so this costs the same whatever the number of finished runs in the table."""
+        extra: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
+        with translate_errors():
+            response = self.client.query(
+                TableName=self.table_name,
+                IndexName=ACTIVE_INDEX,
+                KeyConditionExpression="active_pk = :pk AND sweep_at < :before",
+                ExpressionAttributeValues={":pk": {"S": partition}, ":before": {"S": before}},
+                Limit=limit,
+                ReturnConsumedCapacity="TOTAL",
+                **extra,
+            )
+        keys = [(item["tenant_id"]["S"], item["run_id"]["S"]) for item in response.get("Items", [])]
+        units = float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
+        return ActivePage(keys, response.get("LastEvaluatedKey"), units)
+
     def transition(
         self,
         tenant_id: str,
@@ -162,13 +201,16 @@ class RunStore:
         set_values: Mapping[str, Any],
         remove: Iterable[str] = (),
         extra_condition: str | None = None,
+        condition_values: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One conditional UpdateItem: apply only if the status is one of `from_statuses`.
+        """One conditional UpdateItem: apply only if the status is one of `from_statuses`
+        (and `extra_condition`, whose `:placeholders` take `condition_values`, holds too).
 
         Returns the run after the update; raises ConditionFailed with the run as it was.
         """
         names = {"#status": "status"}
         values: dict[str, Any] = {":one": {"N": "1"}}
+        values.update({placeholder: serialize(value) for placeholder, value in (condition_values or {}).items()})
         sets = ["version = version + :one"]
         for i, (attr, value) in enumerate(set_values.items()):
             names[f"#s{i}"] = attr
@@ -204,6 +246,37 @@ class RunStore:
                 raise ConditionFailed(deserialize_item(old) if old else None) from error
         return deserialize_item(response["Attributes"])
 
+    def query_newest_first(
+        self,
+        index_name: str,
+        partition: tuple[str, str],
+        *,
+        limit: int,
+        start_after: Mapping[str, str] | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of an index partition, newest first: a Query, never a Scan.
+
+        Returns the items and whether DynamoDB stopped early (a 1 MB page), in which case
+        more items may follow the last one returned.
+        """
+        attribute, value = partition
+        extra: dict[str, Any] = {}
+        if start_after:
+            extra["ExclusiveStartKey"] = {name: {"S": v} for name, v in start_after.items()}
+        with translate_errors():
+            response = self.client.query(
+                TableName=self.table_name,
+                IndexName=index_name,
+                KeyConditionExpression="#pk = :pk",
+                ExpressionAttributeNames={"#pk": attribute},
+                ExpressionAttributeValues={":pk": {"S": value}},
+                ScanIndexForward=False,
+                Limit=limit,
+                **extra,
+            )
+        items = [deserialize_item(item) for item in response.get("Items", [])]
+        return items, "LastEvaluatedKey" in response and len(items) < limit
+
 
 @cache
 def dynamodb_client() -> DynamoDBClient:
@@ -230,7 +303,9 @@ def reset_caches() -> None:
 
 
 __all__ = [
+    "ACTIVE_INDEX",
     "ACTIVE_SHARDS",
+    "ActivePage",
     "ConditionFailed",
     "RunStatus",
     "RunStore",

@@ -1,0 +1,111 @@
+"""The naive cancel handler runstop is compared with: "check, then cancel, then re-read".
+
+A faithful port of the seed design, kept inside bench/ only. It reads the run first
+(consistent GetItem; absent -> 404), refuses anything that is not active with 409 -- so a run
+that is already interrupted answers 409, the false failure runstop exists to remove -- then
+makes the conditional update without ReturnValuesOnConditionCheckFailure, and when that
+condition fails re-reads the run (consistent) to decide: interrupted -> 202, else 409.
+
+It runs on the same table, the same low-level client, the same tenant handling and the same
+Powertools logging and metrics as the real handler, so what differs is the design alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from runstop import clock
+from runstop.config import settings
+from runstop.errors import RunstopError
+from runstop.http import (
+    PROBLEM_CONTENT_TYPE,
+    error_response,
+    json_body,
+    problem,
+    require_run_id,
+    response,
+    tenant_from_event,
+)
+from runstop.status import ACTIVE, RunStatus
+from runstop.store import RunStore, deserialize_item, run_store, serialize, translate_errors
+
+logger = Logger()
+metrics = Metrics()
+
+
+def _conflict(run_id: str, status: str) -> dict[str, Any]:
+    body = problem(409, "Run not cancellable", f"run {run_id!r} is {status}", "status-conflict", run_id=run_id)
+    return response(409, {**body, "run_status": status}, PROBLEM_CONTENT_TYPE)
+
+
+def _accepted(run_id: str, run: dict[str, Any], outcome: str) -> dict[str, Any]:
+    return response(202, {"run_id": run_id, "status": run["status"], "outcome": outcome, "cancel": run.get("cancel")})
+
+
+def _interrupt(store: RunStore, tenant_id: str, run_id: str, reason: str | None) -> dict[str, Any]:
+    """The conditional update, as the seed wrote it: no item comes back when it fails."""
+    moment = clock.now()
+    stamp = clock.iso(moment)
+    values = {
+        ":interrupted": {"S": RunStatus.INTERRUPTED.value},
+        ":tenant_status": {"S": f"{tenant_id}#{RunStatus.INTERRUPTED.value}"},
+        ":stamp": {"S": stamp},
+        ":cancel": serialize({"reason": reason, "requested_at": stamp, "source": "api"}),
+        ":expires": serialize(clock.expiry_epoch(moment, settings().retention_days)),
+        ":one": {"N": "1"},
+        ":pending": {"S": RunStatus.PENDING.value},
+        ":running": {"S": RunStatus.RUNNING.value},
+    }
+    result = store.client.update_item(
+        TableName=store.table_name,
+        Key=store.key(tenant_id, run_id),
+        UpdateExpression=(
+            "SET #status = :interrupted, tenant_status = :tenant_status, updated_at = :stamp, ended_at = :stamp,"
+            " #cancel = :cancel, expires_at = :expires, version = version + :one REMOVE active_pk, sweep_at"
+        ),
+        ConditionExpression="#status IN (:pending, :running)",
+        ExpressionAttributeNames={"#status": "status", "#cancel": "cancel"},
+        ExpressionAttributeValues=values,
+        ReturnValues="ALL_NEW",
+    )
+    return deserialize_item(result["Attributes"])
+
+
+def _handle(event: dict[str, Any]) -> dict[str, Any]:
+    tenant_id = tenant_from_event(event)
+    run_id = require_run_id((event.get("pathParameters") or {}).get("run_id") or "")
+    body = json_body(event) or {}
+    reason = body.get("reason") if isinstance(body, dict) else None
+    store = run_store()
+    run = store.get(tenant_id, run_id)  # 1. does it exist?
+    if run is None:
+        body = problem(404, "Run not found", f"run {run_id!r} not found", "run-not-found", run_id=run_id)
+        return response(404, body, PROBLEM_CONTENT_TYPE)
+    if run["status"] not in ACTIVE:  # 2. the check: an interrupted run is refused too
+        return _conflict(run_id, str(run["status"]))
+    with translate_errors():  # 3. then cancel
+        try:
+            return _accepted(run_id, _interrupt(store, tenant_id, run_id, reason), "interrupted")
+        except store.client.exceptions.ConditionalCheckFailedException:
+            pass
+    current = store.get(tenant_id, run_id)  # 4. lost a race: read again to decide
+    if current is not None and current["status"] == RunStatus.INTERRUPTED:
+        return _accepted(run_id, current, "already_interrupted")
+    return _conflict(run_id, "absent" if current is None else str(current["status"]))
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        result = _handle(event)
+    except RunstopError as error:
+        return error_response(error)
+    metrics.add_metric(name=f"BaselineCancel.{result['statusCode']}", unit=MetricUnit.Count, value=1)
+    logger.info("baseline cancel decided", status=result["statusCode"])
+    return result

@@ -1,0 +1,36 @@
+"""Scheduled sweep: interrupt runs whose heartbeat or start is overdue.
+
+Wiring only (the rules live in runstop.sweeper): the sweep stops before this invocation's
+timeout and the next tick continues, so the schedule needs no retries.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from runstop.store import run_store
+from runstop.sweeper import StoppedRun, SweepPolicy, sweep
+
+logger = Logger()
+metrics = Metrics()
+
+
+def _stopped(run: StoppedRun) -> None:
+    logger.info("run interrupted", tenant_id=run.tenant_id, run_id=run.run_id, reason=run.reason)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_dimension(name="trigger", value="sweeper")  # per invocation: Metrics state is process-wide
+    summary = sweep(
+        run_store(), SweepPolicy.from_env(), remaining_ms=context.get_remaining_time_in_millis, on_stopped=_stopped
+    )
+    for outcome, count in summary.outcomes.items():
+        metrics.add_metric(name=f"Sweep.{outcome}", unit=MetricUnit.Count, value=count)
+    metrics.add_metric(name="Sweep.read_units", unit=MetricUnit.Count, value=summary.read_units)
+    result = summary.as_dict()
+    logger.info("sweep finished", **result)
+    return result

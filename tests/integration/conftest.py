@@ -1,0 +1,68 @@
+"""Integration fixtures: one DynamoDB Local and one local runner for the whole session.
+
+Concurrency is tested here and only here: DynamoDB Local runs the real engine's conditional
+writes, where moto does not make them atomic under threads. Every test uses fresh run ids
+(and its own tenant), so tests sharing the session's table cannot see each other's runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from runstop.store import RunStore, reset_caches
+from runstop_dev.local_api import LocalApi
+from runstop_dev.stack import LocalStack, local_stack
+from tests.integration.support import TABLE
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    """DynamoDB Local, in memory on a free loopback port, with the template's tables."""
+    with local_stack() as started:
+        yield started
+
+
+@pytest.fixture(autouse=True)
+def handler_env(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The environment a function gets, so the domain's own factories reach DynamoDB Local.
+
+    Set per test, not per session: the unit tests run later in the same session and must
+    never see this endpoint (moto does not intercept requests to it).
+    """
+    for name, value in {**stack.env, "TABLE_NAME": stack.refs[TABLE]}.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+    yield
+    reset_caches()
+
+
+@pytest.fixture(scope="session")
+def store(stack: LocalStack) -> RunStore:
+    """A store whose connection pool lets 64 threads send at once (botocore's default is 10)."""
+    client = stack.client(max_pool_connections=80, retries={"mode": "standard", "max_attempts": 3})
+    return RunStore(client, stack.refs[TABLE])
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"it-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def api(stack: LocalStack) -> Iterator[LocalApi]:
+    """The template's HTTP API on a free loopback port, four environments per function."""
+    with LocalApi(stack.refs, stack.env, port=0, workers=4, quiet=True) as served:
+        served.warm()
+        yield served
+
+
+@pytest.fixture(scope="session")
+def http(api: LocalApi) -> Iterator[httpx.Client]:
+    """One thread-safe client with a connection per concurrent caller."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    with httpx.Client(base_url=api.url, timeout=60, limits=limits) as client:
+        yield client
