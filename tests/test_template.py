@@ -125,3 +125,15 @@ def test_the_http_api_requires_a_jwt_on_every_route_by_default():
             if event["Type"] == "HttpApi":
                 assert "Auth" not in event["Properties"], f"{logical_id}.{name} overrides the authorizer"
                 assert event["Properties"]["ApiId"] == {"Ref": "HttpApi"}
+
+
+def test_given_no_endpoint_parameter_when_functions_are_configured_then_they_use_the_real_dynamodb():
+    # Given the template's defaults (a deployment), When the local runner resolves the environment
+    from runstop_dev.stack import local_refs
+    from runstop_dev.template import function_environment, load_template
+
+    env = function_environment("CancelRunFunction", local_refs())
+    # Then no endpoint override is set, while `sam local` can set one through the parameter
+    assert "AWS_ENDPOINT_URL_DYNAMODB" not in env
+    declared = load_template()["Globals"]["Function"]["Environment"]["Variables"]["AWS_ENDPOINT_URL_DYNAMODB"]
+    assert declared["Fn::If"][0] == "HasDynamoDBEndpoint"

@@ -51,7 +51,11 @@ def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     decision = cancel_run(run_store(), tenant_id, run_id, reason=request.get("reason"), idempotency_key=key)
     metrics.add_metric(name=f"Cancel.{decision.outcome.value}", unit=MetricUnit.Count, value=1)
-    logger.info("cancel decided", run_id=run_id, tenant_id=tenant_id, outcome=decision.outcome.value)
+    # The decision rides on the EMF line printed anyway (searchable in Logs Insights): a
+    # separate log line per cancel cost a quarter of a warm invocation (bench row 4).
+    metrics.add_metadata(key="run_id", value=run_id)
+    metrics.add_metadata(key="tenant_id", value=tenant_id)
+    metrics.add_metadata(key="outcome", value=decision.outcome.value)
     if decision.accepted and decision.run is not None and wait:
         budget = min(wait, context.get_remaining_time_in_millis() / 1000 - WAIT_MARGIN_SECONDS)
         decision = replace(decision, run=wait_for_stop(run_store(), tenant_id, decision.run, budget))

@@ -123,6 +123,11 @@ def function_environment(logical_id: str, refs: dict[str, str]) -> dict[str, str
     own_env = resource(logical_id)["Properties"].get("Environment", {}).get("Variables", {})
     env: dict[str, str] = {}
     for name, value in {**globals_env, **own_env}.items():
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            condition, when_true, when_false = value["Fn::If"]
+            value = when_true if _condition_holds(condition) else when_false
+            if value == {"Ref": "AWS::NoValue"}:
+                continue
         if isinstance(value, str | int | float):
             env[name] = str(value)
         elif isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in refs:
@@ -133,6 +138,27 @@ def function_environment(logical_id: str, refs: dict[str, str]) -> dict[str, str
         else:
             raise KeyError(f"{logical_id}: environment variable {name} needs a local value for {value!r}")
     return env
+
+
+def _condition_holds(name: str) -> bool:
+    """Evaluate a template condition with parameter defaults (Not, Equals and Ref only)."""
+    parameters = load_template().get("Parameters", {})
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and set(node) == {"Ref"}:
+            return parameters[node["Ref"]].get("Default")
+        if isinstance(node, dict) and set(node) == {"Fn::Not"}:
+            return not value(node["Fn::Not"][0])
+        if isinstance(node, dict) and set(node) == {"Fn::Equals"}:
+            left, right = node["Fn::Equals"]
+            return value(left) == value(right)
+        if isinstance(node, dict) and set(node) == {"Condition"}:
+            return _condition_holds(node["Condition"])
+        if isinstance(node, dict):
+            raise KeyError(f"condition {name}: {node!r} cannot be evaluated locally")
+        return node
+
+    return bool(value(load_template()["Conditions"][name]))
 
 
 def function_timeout(logical_id: str) -> float:
