@@ -11,7 +11,6 @@ from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -68,8 +67,10 @@ def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # The request id read directly: Powertools' correlation_id_path runs a JMESPath search per call.
+    logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
     try:
         return _handle(event, context)
     except RunstopError as error:

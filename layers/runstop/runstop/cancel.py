@@ -107,7 +107,8 @@ def cancel_run(
             stored = current.get("cancel") or {}
             # Our own write counts as ours: the same Idempotency-Key, or this very record, which
             # is what an SDK retry finds when the first attempt applied but its answer was lost.
-            mine = stored == record or (idempotency_key is not None and stored.get("idempotency_key") == idempotency_key)
+            same_key = idempotency_key is not None and stored.get("idempotency_key") == idempotency_key
+            mine = same_key or stored == record
             outcome = CancelOutcome.INTERRUPTED if mine else CancelOutcome.ALREADY_INTERRUPTED
             return CancelDecision(run_id, outcome, current)
         if status not in ACTIVE:

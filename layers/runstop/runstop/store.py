@@ -86,12 +86,29 @@ class ConditionFailed(Exception):
 
 
 def serialize(value: Any) -> Any:
-    """A Python value as a DynamoDB attribute value (boto3's own serializer)."""
+    """A Python value as a DynamoDB attribute value (boto3's own serializer).
+
+    Plain strings, the bulk of every update, skip the serializer's chain of type checks:
+    the answer is the same and the warm cancel path is measurably shorter (bench row 4).
+    """
+    if type(value) is str:
+        return {"S": value}
+    if value is None:
+        return {"NULL": True}
+    if type(value) is dict:
+        return {"M": {key: serialize(item) for key, item in value.items()}}
     return _serializer.serialize(_to_dynamo(value))
 
 
 def deserialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+    return {k: _deserialize(v) for k, v in item.items()}
+
+
+def _deserialize(value: Mapping[str, Any]) -> Any:
+    # Same shortcut for strings on the way back; everything else goes through boto3's.
+    if len(value) == 1 and "S" in value:
+        return value["S"]
+    return _from_dynamo(_deserializer.deserialize(value))
 
 
 def _to_dynamo(value: Any) -> Any:
