@@ -108,7 +108,7 @@ def _deserialize(value: Mapping[str, Any]) -> Any:
     # Same shortcut for strings on the way back; everything else goes through boto3's.
     if len(value) == 1 and "S" in value:
         return value["S"]
-    return _from_dynamo(_deserializer.deserialize(value))
+    return _from_dynamo(_deserializer.deserialize(value))  # type: ignore[arg-type]
 
 
 def _to_dynamo(value: Any) -> Any:
