@@ -9,18 +9,29 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from runstop import bulk, idempotency, runs
+from runstop import bulk, clock, idempotency, jobs, runs
+from runstop.concurrency import OnActive
 from runstop.cursor import MAX_CURSOR_LENGTH
+from runstop.links import Links
 from runstop.models import (
     BulkCancelRequest,
     BulkCancelResponse,
+    CancelJob,
+    CancelJobRequest,
     CompleteRunRequest,
     CreateRunRequest,
     Run,
     RunPage,
     WorkerRequest,
 )
-from runstop.resolver import IdempotencyKeyHeader, RunIdPath, build_resolver, current_tenant, route_responses
+from runstop.resolver import (
+    IdempotencyKeyHeader,
+    JobIdPath,
+    RunIdPath,
+    build_resolver,
+    current_tenant,
+    route_responses,
+)
 from runstop.settings import settings
 from runstop.status import RunStatus
 from runstop.store import run_store
@@ -42,6 +53,10 @@ def _worker(body: WorkerRequest | None) -> str | None:
     return None if body is None else body.worker_id
 
 
+def _links(body: CreateRunRequest) -> Links:
+    return Links(body.parent_run_id, body.concurrency_key, OnActive(body.on_active or OnActive.REJECT))
+
+
 @app.post(
     "/runs",
     summary="Create a run (pending)",
@@ -51,19 +66,24 @@ def _worker(body: WorkerRequest | None) -> str | None:
         201,
         Run,
         "The new run (or, for a repeated Idempotency-Key, the run the first request created).",
+        404,
         409,
         415,
         422,
         notes={
-            409: "The run_id exists, or a request with this Idempotency-Key is still in progress (Retry-After).",
+            404: "parent-not-found: parent_run_id names no run of this tenant.",
+            409: "run-exists: the run_id exists; request-in-progress: a request with this Idempotency-Key is still "
+            "in progress (Retry-After); parent-not-active: the parent is no longer pending or running (run_status "
+            "says what it is); concurrency-key-held: on_active reject and the key's run (active_run_id) is active.",
             422: "The body breaks the schema, or the Idempotency-Key was used with another body.",
         },
     ),
 )
 def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = None) -> Response[Run]:
     tenant_id = current_tenant(app)
+    links = _links(body)
     if idempotency_key is None:
-        run = runs.create_run(run_store(), tenant_id, body.run_id or str(uuid.uuid4()), body.metadata)
+        run = runs.create_run(run_store(), tenant_id, body.run_id or str(uuid.uuid4()), body.metadata, links=links)
     else:
         key = idempotency_key
         run = idempotency.once(
@@ -71,7 +91,7 @@ def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = N
             tenant_id,
             key,
             body.model_dump(mode="json"),
-            lambda: runs.create_run_for_key(run_store(), tenant_id, key, body.run_id, body.metadata),
+            lambda: runs.create_run_for_key(run_store(), tenant_id, key, body.run_id, body.metadata, links),
         )
     return Response(status_code=201, body=Run.model_validate(run), content_type="application/json")
 
@@ -166,6 +186,50 @@ def complete_run(run_id: RunIdPath, body: CompleteRunRequest) -> Run:
 )
 def acknowledge_stop(run_id: RunIdPath, body: WorkerBody = None) -> Run:
     return Run.model_validate(runs.acknowledge_stop(run_store(), current_tenant(app), run_id, _worker(body)))
+
+
+@app.post(
+    "/cancel-jobs",
+    summary="Cancel every run matching a filter, as a job",
+    description="Answers at once with the job; the job then puts every run in the selected statuses that matches "
+    "the filter (created before created_before and before the job itself started, with the metadata entries and "
+    "the concurrency_key given) through the same decision as POST /runs/{run_id}/cancel, page by page. Follow it "
+    "with GET /cancel-jobs/{job_id}. With an Idempotency-Key, a repeat answers the same job.",
+    responses=route_responses(
+        202,
+        CancelJob,
+        "The job, running.",
+        415,
+        422,
+        notes={422: "The body breaks the schema, or the Idempotency-Key was used with another body."},
+    ),
+)
+def create_cancel_job(body: CancelJobRequest, idempotency_key: IdempotencyKeyHeader = None) -> Response[CancelJob]:
+    job_filter = jobs.JobFilter(
+        tuple(body.filter.status),
+        None if body.filter.created_before is None else clock.iso(body.filter.created_before),
+        body.filter.metadata,
+        body.filter.concurrency_key,
+    )
+    job = jobs.start_job(
+        jobs.job_table(),
+        current_tenant(app),
+        job_filter,
+        reason=body.reason,
+        force=body.force,
+        idempotency_key=idempotency_key,
+    )
+    return Response(status_code=202, body=CancelJob.model_validate(job), content_type="application/json")
+
+
+@app.get(
+    "/cancel-jobs/<job_id>",
+    summary="Read a cancel job",
+    description="Its state (running, done), the runs it matched so far and its counts per outcome.",
+    responses=route_responses(200, CancelJob, "The job.", 404),
+)
+def get_cancel_job(job_id: JobIdPath) -> CancelJob:
+    return CancelJob.model_validate(jobs.get_job(jobs.job_table(), current_tenant(app), job_id))
 
 
 @metrics.log_metrics

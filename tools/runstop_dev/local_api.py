@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from runstop_dev.handlers import LambdaContext, load_function_module
+from runstop_dev.streams import StreamPipe, start_stream_pipes, stream_routes
 from runstop_dev.template import Function, HttpRoute, function, function_environment, function_timeout, http_routes
 
 log = logging.getLogger("runstop.local")
@@ -122,7 +123,11 @@ class FunctionPool:
         )
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        return self.executor.submit(_invoke, event).result(timeout=self.timeout + 5)
+        return self.submit(event).result(timeout=self.timeout + 5)
+
+    def submit(self, event: dict[str, Any]) -> Future[Any]:
+        """One invocation, answered later (the stream pipes' queues invoke this way)."""
+        return self.executor.submit(_invoke, event)
 
     def warm(self) -> Future[int]:
         return self.executor.submit(_warm)
@@ -223,6 +228,7 @@ class LocalApi:
         quiet: bool = False,
         extra_routes: dict[str, ExtraRoute] | None = None,
         extra_functions: Sequence[ExtraFunction] = (),
+        stream_pipes: bool = True,
     ) -> None:
         self.routes = http_routes()
         self.tenant_claim = "tenant_id"
@@ -239,6 +245,19 @@ class LocalApi:
             env = {**function_environment(extra.env_of, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": fn.logical_id}
             self.pools[fn.logical_id] = FunctionPool(fn.logical_id, env, workers, quiet, source=fn)
             self.routes.insert(0, extra.route)
+        # The functions the tables' streams feed through a pipe and a queue (the cascade, cancel jobs).
+        self.refs = refs
+        self.endpoint = extra_env.get("AWS_ENDPOINT_URL_DYNAMODB") if stream_pipes else None
+        self.stream_routes = stream_routes() if self.endpoint else []
+        for route in self.stream_routes:
+            if route.function_id not in self.pools:
+                env = {
+                    **function_environment(route.function_id, refs),
+                    **extra_env,
+                    "AWS_LAMBDA_FUNCTION_NAME": route.function_id,
+                }
+                self.pools[route.function_id] = FunctionPool(route.function_id, env, workers, quiet)
+        self.stream_pipes: list[StreamPipe] = []
         self.server = _Server((host, port), _RequestHandler)
         self.server.api = self
         self.thread: threading.Thread | None = None
@@ -266,16 +285,28 @@ class LocalApi:
         return None
 
     def start(self) -> LocalApi:
+        if self.endpoint:
+            workers = {pool.logical_id: pool.executor._max_workers for pool in self.pools.values()}
+            self.stream_pipes = start_stream_pipes(
+                self.endpoint, self.refs, lambda fn: (self.pools[fn].submit, workers[fn])
+            )
         self.thread = threading.Thread(target=self.server.serve_forever, name="runstop-local-api", daemon=True)
         self.thread.start()
         return self
 
     def stop(self) -> None:
+        for pipe in self.stream_pipes:
+            pipe.stop()
         if self.thread is not None:  # shutdown() waits forever for a loop that never started
             self.server.shutdown()
         self.server.server_close()
         for pool in self.pools.values():
             pool.close()
+
+    def streams_idle(self) -> bool:
+        """Whether every stream pipe's queue is empty with nothing in flight (records still in the
+        stream, not yet read, are not counted: wait for what you expect, not for this alone)."""
+        return all(pipe.queue.idle() for pipe in self.stream_pipes)
 
     def __enter__(self) -> LocalApi:
         return self.start()

@@ -8,6 +8,7 @@ accepted). So interrupted, already_interrupted and conflict cost one request, ab
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,7 +18,7 @@ from runstop import clock
 from runstop.errors import StoreUnavailable
 from runstop.ids import request_token
 from runstop.settings import settings
-from runstop.status import ACTIVE, CANCEL, FINAL, RunStatus, changes
+from runstop.status import ACTIVE, CANCEL, FINAL, Change, RunStatus, changes
 from runstop.store import ConditionFailed, RunStore
 
 MAX_REASON_LENGTH = 256
@@ -69,12 +70,14 @@ def cancel_run(
     source: str = "api",
     at: datetime | None = None,
     stale_before: datetime | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> CancelDecision:
     """Interrupt the run if it is active; otherwise say what it already is.
 
     With `stale_before` (the sweeper), the run is interrupted only if it is also stale: its
     sweep_at (last heartbeat, or creation while pending) is older than that moment, checked in
     the same conditional update, so a heartbeat that lands after the sweeper's query wins.
+    `extra` adds to the cancel record (a cascade's `root_run_id`).
     """
     moment = at or clock.now()
     stale = None if stale_before is None else "sweep_at < :stale_before"
@@ -82,6 +85,7 @@ def cancel_run(
     record: dict[str, Any] = {"reason": reason, "requested_at": clock.iso(moment), "source": source}
     if idempotency_key is not None:
         record["idempotency_key"] = idempotency_key
+    record.update(extra or {})
     # The request's identity: a retry that finds this token on the run knows the cancel is its own.
     token = request_token(idempotency_key)
     change = changes(
@@ -136,3 +140,19 @@ def _decided_by_a_read(
     decision = _decided_by(run_id, current, token)
     assert decision is not None  # a final status always decides
     return CancelDecision(decision.run_id, decision.outcome, decision.run, by_fallback_read=True)
+
+
+def cancel_change(
+    tenant_id: str, run_id: str, *, at: datetime, reason: str | None, source: str, extra: Mapping[str, Any]
+) -> Change:
+    """What cancel_run writes, for a cancel made inside another write's transaction (the create
+    that supersedes the active run of its concurrency key); its condition is CANCEL's sources."""
+    record: dict[str, Any] = {"reason": reason, "requested_at": clock.iso(at), "source": source, **extra}
+    return changes(
+        CANCEL,
+        tenant_id=tenant_id,
+        run_id=run_id,
+        at=at,
+        retention_days=settings().retention_days,
+        token=request_token(),
+    ).plus({"cancel": record})

@@ -16,6 +16,7 @@ from typing import Any
 from runstop import clock, cursor
 from runstop.errors import RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
 from runstop.ids import request_token
+from runstop.links import NO_LINKS, Links, check_links, put_linked
 from runstop.settings import settings
 from runstop.status import (
     ACKNOWLEDGE_STOP,
@@ -41,19 +42,36 @@ _KEYED_RUN_IDS = uuid.UUID("5b0f4f1e-7a52-4c1e-9d3e-2f6a1c0e8b74")
 
 
 def create_run(
-    store: RunStore, tenant_id: str, run_id: str, metadata: dict[str, Any], *, token: str | None = None
+    store: RunStore,
+    tenant_id: str,
+    run_id: str,
+    metadata: dict[str, Any],
+    *,
+    token: str | None = None,
+    links: Links = NO_LINKS,
 ) -> dict[str, Any]:
     """Store a new pending run; RunAlreadyExists if the id is taken in this tenant by another request.
 
     The request's token is stored with the run, so a retry of this very request (the SDK's,
-    after DynamoDB applied the write but its answer was lost) gets the run, not a 409.
+    after DynamoDB applied the write but its answer was lost) gets the run, not a 409. A run
+    with links (a parent, a concurrency key) is put in one transaction with their conditions.
     """
+    check_links(run_id, links)
     token = token or request_token()
     item = new_run(
-        tenant_id, run_id, at=clock.now(), retention_days=settings().retention_days, token=token, metadata=metadata
+        tenant_id,
+        run_id,
+        at=clock.now(),
+        retention_days=settings().retention_days,
+        token=token,
+        metadata=metadata,
+        **links.fields(),
     )
     try:
-        store.put_new(item)
+        if links:
+            put_linked(store, item, links)
+        else:
+            store.put_new(item)
     except RunAlreadyExists as exists:
         if exists.existing is not None and CREATE.wrote(exists.existing, token):
             return public_view(exists.existing)
@@ -62,7 +80,12 @@ def create_run(
 
 
 def create_run_for_key(
-    store: RunStore, tenant_id: str, key: str, run_id: str | None, metadata: dict[str, Any]
+    store: RunStore,
+    tenant_id: str,
+    key: str,
+    run_id: str | None,
+    metadata: dict[str, Any],
+    links: Links = NO_LINKS,
 ) -> dict[str, Any]:
     """Create a run for a request with an Idempotency-Key (runstop.idempotency runs this once).
 
@@ -72,9 +95,12 @@ def create_run_for_key(
     """
     derived = run_id or str(uuid.uuid5(_KEYED_RUN_IDS, f"{tenant_id}\n{key}"))
     # The key and the request it came with: the key reused with another request is not this write.
-    request = json.dumps({"run_id": run_id, "metadata": metadata}, sort_keys=True, separators=(",", ":"))
+    fields: dict[str, Any] = {"run_id": run_id, "metadata": metadata}
+    if links:  # only then: the tokens of runs created before links existed stay the same
+        fields.update(links.fields(), on_active=links.on_active.value)
+    request = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     token = f"{request_token(key)}#{hashlib.sha256(request.encode()).hexdigest()}"
-    return create_run(store, tenant_id, derived, metadata, token=token)
+    return create_run(store, tenant_id, derived, metadata, token=token, links=links)
 
 
 def get_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
