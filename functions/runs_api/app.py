@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from runstop import bulk, clock, idempotency, jobs, runs
 from runstop.concurrency import OnActive
 from runstop.cursor import MAX_CURSOR_LENGTH
+from runstop.ids import RUN_ID_PATTERN
 from runstop.links import Links
 from runstop.models import (
     BulkCancelRequest,
@@ -44,6 +45,10 @@ settings()  # a missing TABLE_NAME fails the first cold start, with its name, no
 StatusQuery = Annotated[RunStatus | None, Query(description="Only runs in this status.")]
 LimitQuery = Annotated[int, Query(ge=1, le=runs.MAX_PAGE_SIZE, description="Runs per page.")]
 WorkerBody = Annotated[WorkerRequest | None, Body(description="Optional: which worker calls.")]
+ParentQuery = Annotated[
+    str | None,
+    Query(pattern=RUN_ID_PATTERN, description="Only the children of this run (created with it as parent_run_id)."),
+]
 CursorQuery = Annotated[
     str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page, unchanged.")
 ]
@@ -99,13 +104,19 @@ def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = N
 @app.get(
     "/runs",
     summary="List runs, newest first",
-    description="One page of the caller's runs, optionally of one status; follow next_cursor for the next page.",
+    description="One page of the caller's runs, optionally of one status, or the children of one run "
+    "(parent_run_id; not combined with status); follow next_cursor for the next page.",
     responses=route_responses(200, RunPage, "A page of runs."),
 )
 def list_runs(
-    status: StatusQuery = None, limit: LimitQuery = runs.DEFAULT_PAGE_SIZE, cursor: CursorQuery = None
+    status: StatusQuery = None,
+    limit: LimitQuery = runs.DEFAULT_PAGE_SIZE,
+    cursor: CursorQuery = None,
+    parent_run_id: ParentQuery = None,
 ) -> RunPage:
-    items, next_cursor = runs.list_runs(run_store(), current_tenant(app), status=status, limit=limit, after=cursor)
+    items, next_cursor = runs.list_runs(
+        run_store(), current_tenant(app), status=status, limit=limit, after=cursor, parent_run_id=parent_run_id
+    )
     return RunPage(items=[Run.model_validate(item) for item in items], next_cursor=next_cursor)
 
 

@@ -114,6 +114,7 @@ class FunctionPool:
         self, logical_id: str, env: dict[str, str], workers: int, quiet: bool, source: Function | None = None
     ) -> None:
         self.logical_id = logical_id
+        self.workers = workers
         self.timeout = function_timeout(logical_id) if source is None else EXTRA_FUNCTION_TIMEOUT
         initargs = (logical_id, env, quiet, source or function(logical_id), self.timeout)
         # spawn, not fork: the parent runs server threads, and a forked lock may be held.
@@ -249,14 +250,11 @@ class LocalApi:
         self.refs = refs
         self.endpoint = extra_env.get("AWS_ENDPOINT_URL_DYNAMODB") if stream_pipes else None
         self.stream_routes = stream_routes() if self.endpoint else []
-        for route in self.stream_routes:
-            if route.function_id not in self.pools:
-                env = {
-                    **function_environment(route.function_id, refs),
-                    **extra_env,
-                    "AWS_LAMBDA_FUNCTION_NAME": route.function_id,
-                }
-                self.pools[route.function_id] = FunctionPool(route.function_id, env, workers, quiet)
+        for stream_route in self.stream_routes:
+            fn_id = stream_route.function_id
+            if fn_id not in self.pools:
+                env = {**function_environment(fn_id, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": fn_id}
+                self.pools[fn_id] = FunctionPool(fn_id, env, workers, quiet)
         self.stream_pipes: list[StreamPipe] = []
         self.server = _Server((host, port), _RequestHandler)
         self.server.api = self
@@ -286,9 +284,8 @@ class LocalApi:
 
     def start(self) -> LocalApi:
         if self.endpoint:
-            workers = {pool.logical_id: pool.executor._max_workers for pool in self.pools.values()}
             self.stream_pipes = start_stream_pipes(
-                self.endpoint, self.refs, lambda fn: (self.pools[fn].submit, workers[fn])
+                self.endpoint, self.refs, lambda fn: (self.pools[fn].submit, self.pools[fn].workers)
             )
         self.thread = threading.Thread(target=self.server.serve_forever, name="runstop-local-api", daemon=True)
         self.thread.start()

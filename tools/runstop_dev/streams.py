@@ -12,6 +12,7 @@ in `dead_letters` and logged). As deployed: at least once, retried, dead-lettere
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -245,7 +246,7 @@ class LocalQueue:
             except RuntimeError:  # the pool shut down under us
                 self.slots.release()
                 return
-            future.add_done_callback(lambda done, batch=batch: self._settle(batch, done))
+            future.add_done_callback(functools.partial(self._settle, batch))
 
     def _settle(self, batch: list[Message], done: Future[Any]) -> None:
         try:

@@ -20,22 +20,24 @@ MAX_CURSOR_LENGTH = 1024
 MAX_CREATED_KEY_LENGTH = 200
 
 
-def expected_key(tenant_id: str, status: str | None) -> dict[str, str | None]:
+def expected_key(tenant_id: str, status: str | None, parent: str | None = None) -> dict[str, str | None]:
     """The cursor's attributes and the values fixed by the listing (None: any valid value)."""
     key: dict[str, str | None] = {"tenant_id": tenant_id, "run_id": None, "created_key": None}
     if status is not None:
         key["tenant_status"] = f"{tenant_id}#{status}"
+    if parent is not None:
+        key["tenant_parent"] = f"{tenant_id}#{parent}"
     return key
 
 
-def encode(item: Mapping[str, Any], tenant_id: str, status: str | None) -> str:
+def encode(item: Mapping[str, Any], tenant_id: str, status: str | None, parent: str | None = None) -> str:
     """The cursor that resumes the listing after `item` (a run as stored)."""
-    key = {name: str(item[name]) for name in expected_key(tenant_id, status)}
+    key = {name: str(item[name]) for name in expected_key(tenant_id, status, parent)}
     raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode(cursor: str, tenant_id: str, status: str | None) -> dict[str, str]:
+def decode(cursor: str, tenant_id: str, status: str | None, parent: str | None = None) -> dict[str, str]:
     """The index key to resume after; InvalidCursor unless it belongs to this very listing."""
     if len(cursor) > MAX_CURSOR_LENGTH:
         raise InvalidCursor()
@@ -43,7 +45,7 @@ def decode(cursor: str, tenant_id: str, status: str | None) -> dict[str, str]:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         raise InvalidCursor() from None
-    expected = expected_key(tenant_id, status)
+    expected = expected_key(tenant_id, status, parent)
     if not isinstance(key, dict) or set(key) != set(expected) or not all(isinstance(v, str) for v in key.values()):
         raise InvalidCursor()
     if any(fixed is not None and key[name] != fixed for name, fixed in expected.items()):

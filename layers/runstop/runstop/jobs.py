@@ -46,7 +46,7 @@ from runstop.errors import CancelJobNotFound, IdempotencyKeyReused, StoreUnavail
 from runstop.ids import request_token
 from runstop.item_codec import deserialize_item, serialize
 from runstop.settings import settings
-from runstop.status import RunStatus
+from runstop.status import FINAL, RunStatus
 from runstop.store import RunStore, dynamodb_client, translate_errors
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ class JobTable:
         """The job's next step: `values` set and `remove` removed (and `wake`, always), only if
         the job is still at its step and epoch. The job as written, or None if another worker
         took the step first."""
-        names = {"#seq": "seq", "#epoch": "epoch", "#wake": "wake"}
+        names = {"#seq": "seq", "#epoch": "epoch"}
         updates = {**values, "seq": int(job["seq"]) + 1, "updated_at": clock.iso(clock.now())}
         expression_values: dict[str, Any] = {":seq": serialize(int(job["seq"])), ":epoch": serialize(job["epoch"])}
         sets = []
@@ -170,7 +170,10 @@ class JobTable:
             names[f"#v{i}"] = name
             expression_values[f":v{i}"] = serialize(value)
             sets.append(f"#v{i} = :v{i}")
-        removed = ["#wake"]
+        removed = []
+        if "wake" not in updates:  # every step but a hand-over: the stream must not wake anyone
+            names["#wake"] = "wake"
+            removed.append("#wake")
         for i, name in enumerate(attr for attr in remove if attr not in updates):
             names[f"#r{i}"] = name
             removed.append(f"#r{i}")
@@ -179,7 +182,7 @@ class JobTable:
                 response = self.client.update_item(
                     TableName=self.table_name,
                     Key=self.key(str(job["tenant_id"]), str(job["job_id"])),
-                    UpdateExpression=f"SET {', '.join(sets)} REMOVE {', '.join(removed)}",
+                    UpdateExpression=f"SET {', '.join(sets)}" + (f" REMOVE {', '.join(removed)}" if removed else ""),
                     ConditionExpression="#seq = :seq AND #epoch = :epoch",
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=expression_values,
@@ -193,7 +196,6 @@ class JobTable:
 def job_table() -> JobTable:
     """The jobs table of this function (CANCEL_JOBS_TABLE), on the process's one client."""
     return JobTable(dynamodb_client(), settings().require("cancel_jobs_table"))
-
 
 
 def public_view(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -288,13 +290,20 @@ def _page(store: RunStore, job: Mapping[str, Any], job_filter: JobFilter) -> tup
         limit=PAGE_SIZE,
         start_key=job.get("cursor"),
     )
-    matching = [str(item["run_id"]) for item in items if job_filter.matches(item)]
+    matching = [str(item["run_id"]) for item in items if job_filter.matches(item) and _ours(item, status, job)]
     values: dict[str, Any] = {"pending": matching} if matching else {}
     if next_key is None:
         values["phase"] = phase + 1
     else:
         values["cursor"] = next_key
     return matching, values
+
+
+def _ours(run: Mapping[str, Any], status: RunStatus, job: Mapping[str, Any]) -> bool:
+    """Whether this status's phase decides the run. One that reached a final status after the job
+    started was active then: the active statuses' phases are the ones to meet it (the job's own
+    interruptions included), so a final status's phase never counts a run a second time."""
+    return status not in FINAL or str(run.get("ended_at", "")) < str(job["created_at"])
 
 
 def _decide_all(store: RunStore, job: Mapping[str, Any], run_ids: Sequence[str]) -> Counter[str]:

@@ -80,8 +80,11 @@ def put_linked(store: RunStore, item: dict[str, Any], links: Links, locks: KeyLo
             items.append(join_parent(store, tenant_id, links.parent_run_id))
         if lock is not None and key is not None:
             seen = holder(lock, store, tenant_id, key)
+            if seen.run_id == run_id:
+                raise RunAlreadyExists(run_id, seen.run)  # the id holds the key: it is taken (or ours)
             if seen.active and seen.run is not None and seen.run_id is not None:
-                if links.on_active is OnActive.REJECT:
+                # A run cannot take the key from its own parent: the parent must stay active to have it.
+                if links.on_active is OnActive.REJECT or seen.run_id == links.parent_run_id:
                     raise ConcurrencyKeyHeld(key, seen.run_id, str(seen.run["status"]))
                 items.append(supersede(store, tenant_id, seen.run_id, by=run_id, at=at))
             items.append(lock.take(tenant_id, key, run_id, seen.run_id, at))

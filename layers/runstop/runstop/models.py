@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    StrictBool,
     field_validator,
     model_validator,
 )
@@ -243,7 +244,9 @@ class CancelJobFilter(Strict):
 class CancelJobRequest(Strict):
     filter: CancelJobFilter
     reason: Reason = None
-    force: bool = Field(default=False, description="Cancel each run as POST /runs/{run_id}/cancel with force would.")
+    force: StrictBool = Field(
+        default=False, description="Cancel each run as POST /runs/{run_id}/cancel with force would."
+    )
 
 
 class CancelJobFilterView(BaseModel):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runstop import clock, cursor
-from runstop.errors import RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
+from runstop.errors import InvalidInput, RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
 from runstop.ids import request_token
 from runstop.links import NO_LINKS, Links, check_links, put_linked
 from runstop.settings import settings
@@ -30,9 +30,11 @@ from runstop.status import (
     Transition,
     changes,
     new_run,
+    parent_key,
     public_view,
 )
 from runstop.store import ConditionFailed, RunStore
+from runstop.trees import BY_PARENT_INDEX
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -117,24 +119,30 @@ def list_runs(
     status: RunStatus | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     after: str | None = None,
+    parent_run_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the tenant's runs, newest first, and the cursor of the next page (None: last page).
 
-    One Query on ByCreated, or on ByStatus for one status. It asks for one run more than the
-    page holds, so a next cursor is only given when a next page really has runs.
+    One Query on ByCreated, on ByStatus for one status, or on ByParent for a run's children. It
+    asks for one run more than the page holds, so a next cursor is only given when a next page
+    really has runs.
     """
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
     wanted = None if status is None else status.value
-    if wanted is None:
+    if parent_run_id is not None and wanted is not None:
+        raise InvalidInput("parent_run_id and status cannot be combined; list the children and check their status")
+    if parent_run_id is not None:
+        index, partition = BY_PARENT_INDEX, ("tenant_parent", parent_key(tenant_id, parent_run_id))
+    elif wanted is None:
         index, partition = "ByCreated", ("tenant_id", tenant_id)
     else:
         index, partition = "ByStatus", ("tenant_status", f"{tenant_id}#{wanted}")
-    start = None if after is None else cursor.decode(after, tenant_id, wanted)
+    start = None if after is None else cursor.decode(after, tenant_id, wanted, parent_run_id)
     items, truncated = store.query_newest_first(index, partition, limit=limit + 1, start_after=start)
     page = items[:limit]
     more = len(items) > limit or truncated
-    next_cursor = cursor.encode(page[-1], tenant_id, wanted) if more and page else None
+    next_cursor = cursor.encode(page[-1], tenant_id, wanted, parent_run_id) if more and page else None
     return [public_view(item) for item in page], next_cursor
 
 

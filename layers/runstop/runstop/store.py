@@ -279,7 +279,7 @@ class RunStore:
             try:
                 self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
             except self.client.exceptions.TransactionCanceledException as error:
-                raw = error.response.get("CancellationReasons") or []  # type: ignore[typeddict-item]
+                raw = error.response.get("CancellationReasons") or []
                 reasons = [
                     Refusal(str(r.get("Code") or "None"), deserialize_item(r["Item"]) if r.get("Item") else None)
                     for r in raw
