@@ -11,16 +11,18 @@ the table small (`release`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from runstop import clock
-from runstop.cancel import cancel_change
+from runstop.cancel import cancel_change, cancel_record
+from runstop.ids import request_token
 from runstop.item_codec import deserialize_item, serialize
 from runstop.settings import settings
-from runstop.status import ACTIVE, CANCEL
+from runstop.status import ACTIVE, RunStatus
 from runstop.store import RunStore, dynamodb_client, translate_errors, update_request
 
 if TYPE_CHECKING:
@@ -116,10 +118,13 @@ def holder(locks: KeyLocks, store: RunStore, tenant_id: str, concurrency_key: st
     return Holder(run_id, None if run_id is None else store.get(tenant_id, run_id))
 
 
-def supersede(store: RunStore, tenant_id: str, run_id: str, *, by: str, at: datetime) -> Any:
-    """The transaction item that interrupts the key's active run `run_id` for the new run `by`:
-    the one cancel decision's write (CANCEL, from pending or running), source superseded."""
-    change = cancel_change(
-        tenant_id, run_id, at=at, reason=SUPERSEDED_REASON, source=SUPERSEDED_SOURCE, extra={"superseded_by": by}
+def supersede(store: RunStore, tenant_id: str, holder_run: Mapping[str, Any], *, by: str, at: datetime) -> Any:
+    """The transaction item that interrupts the key's active run `holder_run` (as just read) for the
+    new run `by`: the one cancel decision's write for the status it has (a running run gets its stop
+    deadline), source superseded. If the run moved on meanwhile, its condition fails."""
+    run_id = str(holder_run["run_id"])
+    record = cancel_record(at, reason=SUPERSEDED_REASON, source=SUPERSEDED_SOURCE, extra={"superseded_by": by})
+    transition, change = cancel_change(
+        tenant_id, run_id, RunStatus(holder_run["status"]), at=at, record=record, token=request_token()
     )
-    return {"Update": update_request(store.table_name, store.key(tenant_id, run_id), CANCEL, change)}
+    return {"Update": update_request(store.table_name, store.key(tenant_id, run_id), transition, change)}

@@ -10,14 +10,14 @@ The job lives in one item of the CancelJobs table, and moves in steps, each one 
 on the job's step number (`seq`), so a step is taken once whoever races for it:
 
 1. page: read the next index page from the stored cursor; store the page's matching run ids
-   (`pending`) with the cursor after it;
-2. decide: put every pending run through the cancel decision, then store the counts with
-   `pending` cleared.
+   (`undecided`) with the cursor after it;
+2. decide: put every undecided run through the cancel decision, then store the counts with
+   `undecided` cleared.
 
-A worker that dies between the two leaves `pending` in place: the next one decides the same runs
-again, with the same idempotency key (`job:<job_id>`), so a run this job interrupted answers
+A worker that dies between the two leaves `undecided` in place: the next one decides the same
+runs again, with the same idempotency key (`job:<job_id>`), so a run this job interrupted answers
 `interrupted` again and counts once, since counts are only ever stored with the step that clears
-`pending`. Runs an earlier try interrupted have left their status partition meanwhile, which is
+`undecided`. Runs an earlier try interrupted have left their status partition meanwhile, which is
 why the page's ids are stored before any of them is decided.
 
 Who works: the job item carries an `epoch`, and a `wake` attribute only when it waits for a
@@ -46,7 +46,7 @@ from runstop.errors import CancelJobNotFound, IdempotencyKeyReused, StoreUnavail
 from runstop.ids import request_token
 from runstop.item_codec import deserialize_item, serialize
 from runstop.settings import settings
-from runstop.status import FINAL, RunStatus
+from runstop.status import ACTIVE, FINAL, RunStatus
 from runstop.store import RunStore, dynamodb_client, translate_errors
 
 if TYPE_CHECKING:
@@ -73,7 +73,19 @@ OUTCOMES = ("interrupted", "already_interrupted", "conflict", "failed")
 _KEYED_JOB_IDS = uuid.UUID("0b8c3f0e-41d6-4f4e-a6c2-8e1f3c5d7a90")
 """Namespace of the job ids derived from an Idempotency-Key (uuid5)."""
 INTERNAL = frozenset(
-    {"tenant_id", "seq", "epoch", "wake", "pending", "cursor", "phase", "upper_key", "create_token", "expires_at"}
+    {
+        "tenant_id",
+        "seq",
+        "epoch",
+        "wake",
+        "undecided",
+        "undecided_status",
+        "cursor",
+        "phase",
+        "upper_key",
+        "create_token",
+        "expires_at",
+    }
 )
 _MISSING = object()
 
@@ -291,7 +303,7 @@ def _page(store: RunStore, job: Mapping[str, Any], job_filter: JobFilter) -> tup
         start_key=job.get("cursor"),
     )
     matching = [str(item["run_id"]) for item in items if job_filter.matches(item) and _ours(item, status, job)]
-    values: dict[str, Any] = {"pending": matching} if matching else {}
+    values: dict[str, Any] = {"undecided": matching, "undecided_status": status.value} if matching else {}
     if next_key is None:
         values["phase"] = phase + 1
     else:
@@ -309,6 +321,10 @@ def _ours(run: Mapping[str, Any], status: RunStatus, job: Mapping[str, Any]) -> 
 def _decide_all(store: RunStore, job: Mapping[str, Any], run_ids: Sequence[str]) -> Counter[str]:
     """The cancel decision for each run of the page, as the counts it adds (absent: not counted)."""
     tenant_id, job_id = str(job["tenant_id"]), str(job["job_id"])
+    force = bool(job.get("force"))
+    # The status the page was read in: a pending run is cancelled in one write, not two.
+    read_in = RunStatus(job.get("undecided_status") or RunStatus.RUNNING)
+    expect = read_in if read_in in ACTIVE else RunStatus.RUNNING
 
     def decide(run_id: str) -> str:
         for _ in range(DECISION_TRIES):
@@ -320,6 +336,8 @@ def _decide_all(store: RunStore, job: Mapping[str, Any], run_ids: Sequence[str])
                     reason=job.get("reason"),
                     idempotency_key=f"{JOB_SOURCE}:{job_id}",
                     source=JOB_SOURCE,
+                    force=force,
+                    expect=expect,
                 )
             except StoreUnavailable:
                 continue
@@ -351,13 +369,13 @@ def work(
             handed = jobs.advance(job, {"epoch": (successor := request_token()), "wake": successor})
             result.end = WorkEnd.STALE if handed is None else WorkEnd.HANDED_OVER
             return result
-        pending = job.get("pending")
-        if pending:
-            tally = _decide_all(store, job, pending)
+        undecided = job.get("undecided")
+        if undecided:
+            tally = _decide_all(store, job, undecided)
             counts = {o: int((job.get("counts") or {}).get(o, 0)) + tally[o] for o in OUTCOMES}
             decided = sum(tally[o] for o in OUTCOMES)
             values: dict[str, Any] = {"counts": counts, "matched": int(job.get("matched") or 0) + decided}
-            advanced = jobs.advance(job, values, remove=("pending",))
+            advanced = jobs.advance(job, values, remove=("undecided", "undecided_status"))
             result.decided += decided
         elif int(job.get("phase") or 0) < len(job_filter.ordered_statuses()):
             _, values = _page(store, job, job_filter)

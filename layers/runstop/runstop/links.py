@@ -86,7 +86,7 @@ def put_linked(store: RunStore, item: dict[str, Any], links: Links, locks: KeyLo
                 # A run cannot take the key from its own parent: the parent must stay active to have it.
                 if links.on_active is OnActive.REJECT or seen.run_id == links.parent_run_id:
                     raise ConcurrencyKeyHeld(key, seen.run_id, str(seen.run["status"]))
-                items.append(supersede(store, tenant_id, seen.run_id, by=run_id, at=at))
+                items.append(supersede(store, tenant_id, seen.run, by=run_id, at=at))
             items.append(lock.take(tenant_id, key, run_id, seen.run_id, at))
         try:
             store.transact(items)

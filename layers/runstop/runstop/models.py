@@ -71,6 +71,7 @@ class CancelRecord(BaseModel):
     superseded_by: RunId | None = Field(
         default=None, description="With source superseded: the run created in its place."
     )
+    force: bool | None = Field(default=None, description="true when the cancel gave the worker no grace.")
 
 
 class Run(BaseModel):
@@ -85,7 +86,22 @@ class Run(BaseModel):
     worker_id: RunId | None = Field(default=None, description="The worker that started the run (and holds it).")
     cancel: CancelRecord | None = Field(default=None, description="The first cancel; never overwritten.")
     stopped_at: Timestamp | None = Field(
-        default=None, description="When the worker acknowledged the stop of the interrupted run."
+        default=None,
+        description="When the worker acknowledged the stop of the interrupted run (for a run interrupted while "
+        "pending, the interruption itself: no worker to wait for).",
+    )
+    stop_grace_seconds: int | None = Field(
+        default=None, description="How long a worker has to stop after a cancel (the stop deadline's grace)."
+    )
+    stop_deadline: Timestamp | None = Field(
+        default=None,
+        description="Set by the cancel of a running run: the cancel's requested_at plus the run's stop grace (force: "
+        "no grace). The worker must acknowledge its stop by then.",
+    )
+    stop_overdue_at: Timestamp | None = Field(
+        default=None,
+        description="When the sweeper found the run past its stop deadline without acknowledgement (and announced "
+        "Run Stop Overdue). A late acknowledgement still records stopped_at.",
     )
     version: int = Field(ge=1, description="Increments on every change.")
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
@@ -135,6 +151,13 @@ class CreateRunRequest(Strict):
         "(active_run_id); interrupt interrupts it (cancel.source superseded, cancel.superseded_by this run) and "
         "creates this run, in one transaction.",
     )
+    stop_grace_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        strict=True,
+        description="Seconds a worker has to stop after a cancel; default: the stack's StopGraceSeconds.",
+    )
 
     @model_validator(mode="after")
     def _on_active_needs_a_key(self) -> CreateRunRequest:
@@ -162,8 +185,15 @@ class CompleteRunRequest(WorkerRequest):
     status: Literal["success", "error", "timeout"]
 
 
+Force = Annotated[
+    StrictBool,
+    Field(description="No grace: the stop deadline is the cancel's requested_at (for a worker that must stop now)."),
+]
+
+
 class CancelRequest(Strict):
     reason: Reason = None
+    force: Force = False
 
 
 class CancelAccepted(BaseModel):
@@ -175,6 +205,9 @@ class CancelAccepted(BaseModel):
     )
     cancel: CancelRecord | None = None
     version: int | None = None
+    stop_deadline: Timestamp | None = Field(
+        default=None, description="By when the worker must acknowledge the stop; null when absent or never started."
+    )
     stop_acknowledged: bool | None = Field(
         default=None,
         description="Only with ?wait=N: whether the worker acknowledged the stop (POST /runs/{run_id}/stopped) "
@@ -189,6 +222,7 @@ class BulkCancelRequest(Strict):
         description="Each id is decided once, in order of first appearance; an invalid id gets its own 400 entry.",
     )
     reason: Reason = None
+    force: Force = False
 
 
 class BulkCancelResult(BaseModel):
@@ -244,9 +278,7 @@ class CancelJobFilter(Strict):
 class CancelJobRequest(Strict):
     filter: CancelJobFilter
     reason: Reason = None
-    force: StrictBool = Field(
-        default=False, description="Cancel each run as POST /runs/{run_id}/cancel with force would."
-    )
+    force: Force = False
 
 
 class CancelJobFilterView(BaseModel):

@@ -27,6 +27,7 @@ from runstop.status import (
     START,
     Change,
     RunStatus,
+    StopPhase,
     Transition,
     changes,
     new_run,
@@ -50,6 +51,7 @@ def create_run(
     metadata: dict[str, Any],
     *,
     token: str | None = None,
+    stop_grace_seconds: int | None = None,
     links: Links = NO_LINKS,
 ) -> dict[str, Any]:
     """Store a new pending run; RunAlreadyExists if the id is taken in this tenant by another request.
@@ -60,6 +62,7 @@ def create_run(
     """
     check_links(run_id, links)
     token = token or request_token()
+    grace = stop_grace_seconds or settings().stop_grace_seconds
     item = new_run(
         tenant_id,
         run_id,
@@ -67,6 +70,8 @@ def create_run(
         retention_days=settings().retention_days,
         token=token,
         metadata=metadata,
+        stop_grace_seconds=grace,
+        stop_grace_us=grace * 1_000_000,  # what a cancel adds to its requested_at, inside its update
         **links.fields(),
     )
     try:
@@ -87,6 +92,8 @@ def create_run_for_key(
     key: str,
     run_id: str | None,
     metadata: dict[str, Any],
+    *,
+    stop_grace_seconds: int | None = None,
     links: Links = NO_LINKS,
 ) -> dict[str, Any]:
     """Create a run for a request with an Idempotency-Key (runstop.idempotency runs this once).
@@ -97,12 +104,14 @@ def create_run_for_key(
     """
     derived = run_id or str(uuid.uuid5(_KEYED_RUN_IDS, f"{tenant_id}\n{key}"))
     # The key and the request it came with: the key reused with another request is not this write.
-    fields: dict[str, Any] = {"run_id": run_id, "metadata": metadata}
-    if links:  # only then: the tokens of runs created before links existed stay the same
+    fields: dict[str, Any] = {"run_id": run_id, "metadata": metadata, "stop_grace_seconds": stop_grace_seconds}
+    if links:  # only then: the tokens of runs created without links stay what they were
         fields.update(links.fields(), on_active=links.on_active.value)
     request = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     token = f"{request_token(key)}#{hashlib.sha256(request.encode()).hexdigest()}"
-    return create_run(store, tenant_id, derived, metadata, token=token, links=links)
+    return create_run(
+        store, tenant_id, derived, metadata, token=token, stop_grace_seconds=stop_grace_seconds, links=links
+    )
 
 
 def get_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
@@ -112,37 +121,53 @@ def get_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
     return public_view(run)
 
 
+def listing(
+    tenant_id: str,
+    *,
+    status: RunStatus | None = None,
+    stop: StopPhase | None = None,
+    parent_run_id: str | None = None,
+) -> cursor.Listing:
+    """Which index partition serves a filter: ByParent for a run's children, ByStop for a stop
+    phase, ByStatus for a status, else ByCreated; each a tenant's own partition, newest first."""
+    if parent_run_id is not None:
+        if status is not None or stop is not None:
+            raise InvalidInput("parent_run_id lists a run's children only; leave status and stop out")
+        return cursor.Listing(tenant_id, BY_PARENT_INDEX, "tenant_parent", parent_key(tenant_id, parent_run_id))
+    if stop is not None:
+        if status not in (None, RunStatus.INTERRUPTED):
+            raise InvalidInput("stop lists interrupted runs only; leave status out or set it to interrupted")
+        return cursor.Listing(tenant_id, "ByStop", "tenant_stop", f"{tenant_id}#{stop.value}")
+    if status is not None:
+        return cursor.Listing(tenant_id, "ByStatus", "tenant_status", f"{tenant_id}#{status.value}")
+    return cursor.Listing(tenant_id, "ByCreated", "tenant_id", tenant_id)
+
+
 def list_runs(
     store: RunStore,
     tenant_id: str,
     *,
     status: RunStatus | None = None,
+    stop: StopPhase | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     after: str | None = None,
     parent_run_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the tenant's runs, newest first, and the cursor of the next page (None: last page).
 
-    One Query on ByCreated, on ByStatus for one status, or on ByParent for a run's children. It
-    asks for one run more than the page holds, so a next cursor is only given when a next page
-    really has runs.
+    One Query on the filter's index (see `listing`). It asks for one run more than the page
+    holds, so a next cursor is only given when a next page really has runs.
     """
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
-    wanted = None if status is None else status.value
-    if parent_run_id is not None and wanted is not None:
-        raise InvalidInput("parent_run_id and status cannot be combined; list the children and check their status")
-    if parent_run_id is not None:
-        index, partition = BY_PARENT_INDEX, ("tenant_parent", parent_key(tenant_id, parent_run_id))
-    elif wanted is None:
-        index, partition = "ByCreated", ("tenant_id", tenant_id)
-    else:
-        index, partition = "ByStatus", ("tenant_status", f"{tenant_id}#{wanted}")
-    start = None if after is None else cursor.decode(after, tenant_id, wanted, parent_run_id)
-    items, truncated = store.query_newest_first(index, partition, limit=limit + 1, start_after=start)
+    chosen = listing(tenant_id, status=status, stop=stop, parent_run_id=parent_run_id)
+    start = None if after is None else cursor.decode(after, chosen)
+    items, truncated = store.query_newest_first(
+        chosen.index, (chosen.attribute, chosen.value), limit=limit + 1, start_after=start
+    )
     page = items[:limit]
     more = len(items) > limit or truncated
-    next_cursor = cursor.encode(page[-1], tenant_id, wanted, parent_run_id) if more and page else None
+    next_cursor = cursor.encode(page[-1], chosen) if more and page else None
     return [public_view(item) for item in page], next_cursor
 
 
@@ -171,7 +196,7 @@ def _refused(run_id: str, transition: Transition, current: dict[str, Any] | None
     """Why a transition's condition failed, from the run as DynamoDB handed it back."""
     if current is None:
         return RunNotFound(run_id)
-    return TransitionConflict(run_id, transition.action, current)
+    return TransitionConflict(run_id, transition.action, public_view(current))
 
 
 def _held_by(worker_id: str | None) -> tuple[str | None, dict[str, Any] | None]:
@@ -187,9 +212,8 @@ def _other_holder(current: dict[str, Any], worker_id: str | None) -> bool:
 
 def _holder_conflict(run_id: str, transition: Transition, current: dict[str, Any]) -> TransitionConflict:
     holder = current.get("worker_id")
-    return TransitionConflict(
-        run_id, transition.action, current, f"cannot {transition.action} run {run_id!r}: worker {holder!r} holds it"
-    )
+    reason = f"cannot {transition.action} run {run_id!r}: worker {holder!r} holds it"
+    return TransitionConflict(run_id, transition.action, public_view(current), reason)
 
 
 def _apply(
@@ -201,13 +225,16 @@ def _apply(
     *,
     worker_id: str | None = None,
     already: Callable[[dict[str, Any]], bool] = lambda current: False,
+    applied: Callable[[dict[str, Any]], dict[str, Any]] = lambda run: run,
 ) -> dict[str, Any]:
     """One conditional update; on refusal, `already(current)` says the request's own effect is
     already there (a repeat, or a retry after a lost answer), which answers like success."""
     condition, values = _held_by(worker_id)
     try:
-        return public_view(
-            store.apply(tenant_id, run_id, transition, change, condition=condition, condition_values=values)
+        return applied(
+            public_view(
+                store.apply(tenant_id, run_id, transition, change, condition=condition, condition_values=values)
+            )
         )
     except ConditionFailed as failed:
         current = failed.item
@@ -246,14 +273,28 @@ def heartbeat_run(store: RunStore, tenant_id: str, run_id: str, worker_id: str |
     return _apply(store, tenant_id, run_id, HEARTBEAT, change, worker_id=worker_id)
 
 
-def acknowledge_stop(store: RunStore, tenant_id: str, run_id: str, worker_id: str | None = None) -> dict[str, Any]:
-    """The worker confirms it stopped an interrupted run: `stopped_at` is recorded once.
+def acknowledge_stop(
+    store: RunStore,
+    tenant_id: str,
+    run_id: str,
+    worker_id: str | None = None,
+    *,
+    on_recorded: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The worker confirms it stopped an interrupted run: `stopped_at` is recorded once (also
+    after the run was marked overdue: it then shows both).
 
     A repeat answers the run as it is (acknowledged before: the same answer again); any
-    other status is a conflict.
+    other status is a conflict. `on_recorded` sees the run only when this call recorded it.
     """
     change = _change(ACKNOWLEDGE_STOP, tenant_id, run_id, stays=RunStatus.INTERRUPTED)
-    return _apply(
+    recorded: list[dict[str, Any]] = []
+
+    def record(run: dict[str, Any]) -> dict[str, Any]:
+        recorded.append(run)
+        return run
+
+    run = _apply(
         store,
         tenant_id,
         run_id,
@@ -261,7 +302,18 @@ def acknowledge_stop(store: RunStore, tenant_id: str, run_id: str, worker_id: st
         change,
         worker_id=worker_id,
         already=lambda current: current["status"] == RunStatus.INTERRUPTED,
+        applied=record,
     )
+    if recorded and on_recorded is not None:
+        on_recorded(run)
+    return run
+
+
+def stop_latency_ms(run: dict[str, Any]) -> float | None:
+    """Milliseconds from the interruption (ended_at) to the acknowledgement (stopped_at)."""
+    if not run.get("ended_at") or not run.get("stopped_at"):
+        return None
+    return (clock.epoch_us(clock.parse(run["stopped_at"])) - clock.epoch_us(clock.parse(run["ended_at"]))) / 1000
 
 
 def complete_run(

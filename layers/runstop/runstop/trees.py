@@ -120,6 +120,7 @@ def cascade(
     root = str(record.get("root_run_id") or run_id)
     result.root_run_id = root
     reason = record.get("reason")
+    force = bool(record.get("force"))  # a cancel that gave no grace gives none below either
     at = clock.now()  # one cascade step, one requested_at on every run it interrupts
     pause = backoff or _backoff
     work = [run]
@@ -138,7 +139,9 @@ def cascade(
                     reason=reason,
                     idempotency_key=f"{CASCADE_SOURCE}:{root}",
                     source=CASCADE_SOURCE,
+                    force=force,
                     at=at,
+                    expect=RunStatus(child["status"]),  # as the index shows it: a guess, one write if right
                     extra={"root_run_id": root},
                 )
                 if decision.outcome is not CancelOutcome.CONFLICT:
