@@ -25,4 +25,5 @@ consume = RunEndedConsumer(metrics)
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     metrics.add_dimension(name="trigger", value="cascade")  # per invocation: Metrics state is process-wide
+    consume.remaining_ms = context.get_remaining_time_in_millis
     return process_partial_response(event=event, record_handler=consume, processor=processor, context=context)

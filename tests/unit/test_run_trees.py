@@ -15,7 +15,7 @@ from runstop.errors import CascadeIncomplete, ParentNotActive, ParentNotFound
 from runstop.links import Links
 from runstop.status import RunStatus
 from runstop.store import RunStore
-from tests.helpers import api_event, body_of
+from tests.helpers import LaggingIndex, api_event, body_of
 from tests.unit.support import OTHER_TENANT, T0, TENANT, assert_problem, seed_run, stored_run
 
 
@@ -25,25 +25,6 @@ def _child(store: RunStore, run_id: str, parent: str, tenant: str = TENANT) -> d
 
 def _interrupt(store: RunStore, run_id: str, reason: str = "user") -> None:
     assert cancel_run(store, TENANT, run_id, reason=reason).outcome == "interrupted"
-
-
-class LaggingIndex(RunStore):
-    """The store with a ByParent index that hides the newest `hidden` children of each of the
-    first `lagging` listings, as a global secondary index that has not caught up yet."""
-
-    def __init__(self, inner: RunStore, hidden: int, lagging: int) -> None:
-        super().__init__(inner.client, inner.table_name)
-        self.hidden = hidden
-        self.lagging = lagging
-        self.listings = 0
-
-    def query_page(self, index_name: str, *args: Any, **kwargs: Any) -> Any:
-        items, next_key, units = super().query_page(index_name, *args, **kwargs)
-        if index_name == trees.BY_PARENT_INDEX:
-            self.listings += 1
-            if self.listings <= self.lagging:
-                items = sorted(items, key=lambda item: item["created_key"])[: max(0, len(items) - self.hidden)]
-        return items, next_key, units
 
 
 NO_WAIT: Callable[[int], float] = lambda attempt: 0.0  # noqa: E731 - the cascade's backoff, skipped
@@ -192,12 +173,13 @@ def test_given_a_tree_when_the_root_is_interrupted_then_each_level_cascades_with
     runs.complete_run(store, TENANT, "b", RunStatus.SUCCESS)
     cancel_run(store, TENANT, "c", reason="someone else")
     _interrupt(store, "root", reason="user pressed stop")
-    # When: the root's cascade, then the one of each run it interrupted (as the stream delivers them)
+    # When: the root's cascade, then the one of a run it interrupted (as the stream delivers them)
     first = trees.cascade(store, TENANT, "root", backoff=NO_WAIT)
     second = trees.cascade(store, TENANT, "a", backoff=NO_WAIT)
-    # Then
-    assert first.outcomes == {"interrupted": 2, "conflict": 1, "already_interrupted": 1}  # a, b1 | b | c
-    assert second.outcomes == {"interrupted": 2}
+    # Then: the first went through every level (a, a1, a2, b1 | b | c); the second found it done
+    assert first.outcomes == {"interrupted": 4, "conflict": 1, "already_interrupted": 1}
+    assert first.parents == 3  # root, a, b
+    assert second.outcomes == {"already_interrupted": 2}
     for run_id in ("a", "a1", "a2", "b1"):
         run = stored_run(store.client, run_id)
         assert run["status"] == "interrupted", run_id
@@ -206,6 +188,21 @@ def test_given_a_tree_when_the_root_is_interrupted_then_each_level_cascades_with
         assert run["cancel"]["root_run_id"] == "root"
     assert stored_run(store.client, "b")["status"] == "success"
     assert stored_run(store.client, "c")["cancel"]["reason"] == "someone else"
+
+
+def test_given_no_time_left_when_cascading_then_only_the_first_level_is_done_and_the_stream_does_the_rest(store):
+    # Given: root -> a -> a1
+    seed_run(store, "root", "running")
+    _child(store, "a", "root")
+    _child(store, "a1", "a")
+    _interrupt(store, "root")
+    # When
+    first = trees.cascade(store, TENANT, "root", remaining_ms=lambda: 0, backoff=NO_WAIT)
+    # Then
+    assert first.outcomes == {"interrupted": 1}
+    assert stored_run(store.client, "a1")["status"] == "pending"
+    assert trees.cascade(store, TENANT, "a", backoff=NO_WAIT).outcomes == {"interrupted": 1}
+    assert stored_run(store.client, "a1")["cancel"]["root_run_id"] == "root"
 
 
 def test_given_a_cascade_delivered_twice_then_the_second_changes_nothing(store):

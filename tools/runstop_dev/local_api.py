@@ -47,6 +47,8 @@ _handler: Callable[[dict[str, Any], Any], Any] | None = None
 _function_name = ""
 _timeout_ms = 10_000
 EXTRA_FUNCTION_TIMEOUT = 10.0
+STREAM_WORKERS = 2
+"""Execution environments of each function fed by a stream pipe (the cascade, cancel jobs)."""
 
 
 @dataclass(frozen=True)
@@ -254,7 +256,9 @@ class LocalApi:
             fn_id = stream_route.function_id
             if fn_id not in self.pools:
                 env = {**function_environment(fn_id, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": fn_id}
-                self.pools[fn_id] = FunctionPool(fn_id, env, workers, quiet)
+                # Two environments each: a cascade goes through a whole tree in one invocation, and
+                # every further worker process is a cold start paid during someone's cancel.
+                self.pools[fn_id] = FunctionPool(fn_id, env, min(workers, STREAM_WORKERS), quiet)
         self.stream_pipes: list[StreamPipe] = []
         self.server = _Server((host, port), _RequestHandler)
         self.server.api = self

@@ -61,10 +61,13 @@ class RunEndedConsumer:
         metrics: Metrics,
         store: Callable[[], RunStore] = run_store,
         locks: Callable[[], KeyLocks] = key_locks,
+        remaining_ms: Callable[[], int] | None = None,
     ) -> None:
         self.metrics = metrics
         self.store = store
         self.locks = locks
+        self.remaining_ms = remaining_ms
+        """The invocation's clock (set per invocation): the cascade goes deeper while time remains."""
 
     def __call__(self, record: SqsRecordModel) -> dict[str, Any]:
         message = RunEnded.model_validate_json(_body(record))
@@ -74,7 +77,7 @@ class RunEndedConsumer:
         if run is None or run["status"] not in FINAL:
             return answer
         try:
-            result = trees.cascade(store, message.tenant_id, message.run_id, run=run)
+            result = trees.cascade(store, message.tenant_id, message.run_id, run=run, remaining_ms=self.remaining_ms)
         except StoreUnavailable:
             self.metrics.add_metric(name="Cascade.retried", unit=MetricUnit.Count, value=1)
             raise

@@ -15,6 +15,7 @@ waiting for any of it.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,8 @@ BY_PARENT_INDEX = "ByParent"
 CASCADE_SOURCE = "cascade"
 CASCADE_CONCURRENCY = 16
 """Children decided at once, as in bulk cancel (the store's client keeps 16 connections)."""
+PARENTS_AT_ONCE = 4
+"""Runs whose children are listed at once (their decisions share the CASCADE_CONCURRENCY threads)."""
 LISTING_PAGE = 500
 LISTING_ROUNDS = 10
 """Listings of a parent's children before the cascade gives up for now (the queue retries it)."""
@@ -99,6 +102,18 @@ def children_pages(store: RunStore, tenant_id: str, parent_run_id: str) -> Itera
             return
 
 
+@dataclass(frozen=True, slots=True)
+class _Parent:
+    """A run whose children a cascade step goes through."""
+
+    run: dict[str, Any]
+    must: bool
+    """True: only this step reaches its children (the interrupted run itself, or one that finished
+    by itself), so its count is exact (read strongly consistent) and every child must be seen.
+    False: interrupted by this step, so its own stream record will cascade it in any case; going
+    through it now, once, only makes the tree stop sooner."""
+
+
 def cascade(
     store: RunStore,
     tenant_id: str,
@@ -107,10 +122,14 @@ def cascade(
     run: dict[str, Any] | None = None,
     rounds: int = LISTING_ROUNDS,
     backoff: Callable[[int], float] | None = None,
+    remaining_ms: Callable[[], int] | None = None,
+    margin_ms: int = 10_000,
 ) -> CascadeResult:
-    """Interrupt the active children of the interrupted run `run_id` (for their own children, their
-    interruption cascades in turn). A child that had finished is gone through here, since its own
-    children may still run. Raises CascadeIncomplete if some child never showed in the index.
+    """Interrupt the active descendants of the interrupted run `run_id`, level by level, as far as
+    the time allows (`remaining_ms`, the invocation's clock): each run it interrupts cascades again
+    from its own stream record, so what this step leaves undone is done there. A child that had
+    finished is gone through here, since nothing else would reach its children. Raises
+    CascadeIncomplete if some child of such a run never showed in the index.
     `run` is the run as just read (strongly consistent), else it is read here."""
     result = CascadeResult(run_id)
     run = run or store.get(tenant_id, run_id)
@@ -123,56 +142,77 @@ def cascade(
     force = bool(record.get("force"))  # a cancel that gave no grace gives none below either
     at = clock.now()  # one cascade step, one requested_at on every run it interrupts
     pause = backoff or _backoff
-    work = [run]
-    with ThreadPoolExecutor(max_workers=CASCADE_CONCURRENCY, thread_name_prefix="cascade") as pool:
+    counted = threading.Lock()
 
-        def decide(child: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
-            if child["status"] == RunStatus.INTERRUPTED:
-                # Its own interruption cascades from its own stream record. The index may lag on
-                # status, but never back to active: a final status in it is the last word.
-                return CancelOutcome.ALREADY_INTERRUPTED.value, None
-            if child["status"] in ACTIVE:
-                decision = cancel_run(
-                    store,
-                    tenant_id,
-                    child["run_id"],
-                    reason=reason,
-                    idempotency_key=f"{CASCADE_SOURCE}:{root}",
-                    source=CASCADE_SOURCE,
-                    force=force,
-                    at=at,
-                    expect=RunStatus(child["status"]),  # as the index shows it: a guess, one write if right
-                    extra={"root_run_id": root},
-                )
-                if decision.outcome is not CancelOutcome.CONFLICT:
-                    return decision.outcome.value, None
-            # Finished by itself: no stream record of its own stops its children (it may have
-            # some still running), so this step goes through them too. Read for the exact count.
-            finished = store.get(tenant_id, child["run_id"])
-            return CancelOutcome.CONFLICT.value, finished if finished is not None and finished.get("children") else None
+    def decide(child: dict[str, Any]) -> tuple[str, _Parent | None]:
+        if child["status"] == RunStatus.INTERRUPTED:
+            # Its own interruption cascades from its own stream record. The index may lag on
+            # status, but never back to active: a final status in it is the last word.
+            return CancelOutcome.ALREADY_INTERRUPTED.value, None
+        if child["status"] in ACTIVE:
+            decision = cancel_run(
+                store,
+                tenant_id,
+                child["run_id"],
+                reason=reason,
+                idempotency_key=f"{CASCADE_SOURCE}:{root}",
+                source=CASCADE_SOURCE,
+                force=force,
+                at=at,
+                expect=RunStatus(child["status"]),  # as the index shows it: a guess, one write if right
+                extra={"root_run_id": root},
+            )
+            if decision.outcome is CancelOutcome.INTERRUPTED and child.get("children"):
+                return decision.outcome.value, _Parent(child, must=False)
+            if decision.outcome is not CancelOutcome.CONFLICT:
+                return decision.outcome.value, None
+        # Finished by itself: no stream record of its own stops its children (it may have some
+        # still running), so this step goes through them too. Read for the exact count.
+        finished = store.get(tenant_id, child["run_id"])
+        has_children = finished is not None and finished.get("children")
+        return CancelOutcome.CONFLICT.value, _Parent(finished, must=True) if has_children and finished else None
 
-        while work:
-            parent = work.pop()
+    def sweep(parent: _Parent) -> list[_Parent]:
+        """Decide every child of `parent`; the parents of the next level."""
+        expected = int(parent.run.get("children") or 0)
+        seen: set[str] = set()
+        found: list[_Parent] = []
+        tally: Counter[str] = Counter()
+        listings = 0
+        for attempt in range(rounds if parent.must else 1):
+            listings += 1
+            for page in children_pages(store, tenant_id, parent.run["run_id"]):
+                fresh = [child for child in page if child["run_id"] not in seen]
+                seen.update(child["run_id"] for child in fresh)
+                for outcome, next_parent in deciders.map(decide, fresh):
+                    tally[outcome] += 1
+                    if next_parent is not None:
+                        found.append(next_parent)
+            if len(seen) >= expected or not parent.must:
+                break
+            if attempt + 1 < rounds:
+                clock.sleep(pause(attempt))
+        with counted:
+            result.outcomes.update(tally)
             result.parents += 1
-            expected = int(parent.get("children") or 0)
-            seen: set[str] = set()
-            for attempt in range(rounds):
-                result.listings += 1
-                for page in children_pages(store, tenant_id, parent["run_id"]):
-                    fresh = [child for child in page if child["run_id"] not in seen]
-                    seen.update(child["run_id"] for child in fresh)
-                    for outcome, finished in pool.map(decide, fresh):
-                        result.outcomes[outcome] += 1
-                        if finished is not None:
-                            work.append(finished)
-                if len(seen) >= expected:
-                    break
-                if attempt + 1 < rounds:
-                    clock.sleep(pause(attempt))
-            else:
-                raise CascadeIncomplete(
-                    f"run {parent['run_id']!r} counts {expected} children, the index shows {len(seen)}"
-                )
+            result.listings += listings
+        if parent.must and len(seen) < expected:
+            raise CascadeIncomplete(
+                f"run {parent.run['run_id']!r} counts {expected} children, the index shows {len(seen)}"
+            )
+        return found
+
+    def in_time() -> bool:
+        return remaining_ms is None or remaining_ms() > margin_ms
+
+    frontier = [_Parent(run, must=True)]
+    with (
+        ThreadPoolExecutor(max_workers=CASCADE_CONCURRENCY, thread_name_prefix="cascade") as deciders,
+        ThreadPoolExecutor(max_workers=PARENTS_AT_ONCE, thread_name_prefix="cascade-parent") as parents,
+    ):
+        while frontier:
+            frontier = [parent for parent in frontier if parent.must or in_time()]
+            frontier = [found for level in parents.map(sweep, frontier) for found in level]
     return result
 
 
