@@ -34,7 +34,7 @@ install: .venv/.synced node_modules/.installed ## install Python packages (uv.lo
 run: install ## serve the API on http://127.0.0.1:3000 against DynamoDB Local (Ctrl-C stops)
 	$(RUN) python -m runstop_dev run
 
-test: install ## the whole suite: unit (moto), integration (DynamoDB Local), template lint
+test: install ## the whole suite: unit (moto), integration (DynamoDB Local, the docs' examples), template lint
 	$(RUN) pytest
 
 test-unit: install ## only the fast unit tests

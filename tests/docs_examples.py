@@ -6,8 +6,11 @@ checks this module and the docs' shape):
 - Only ```console blocks run. ```bash, ```text, ```json and every other block never do: they hold
   what cannot run locally (deploying, the aws CLI, `make run` itself) or is not a command.
 - In a console block a line starting with `$ ` is a command; a line ending in a backslash continues
-  it. The lines up to the next `$ ` are what the command prints (blank lines are ignored).
-- A file's commands run in order, in one bash session, against empty tables; they must exit 0.
+  it. The lines up to the next `$ ` are what the command prints on stdout (blank lines are
+  ignored; stderr, where progress and log lines go, is never compared).
+- A file's commands run in order, in one bash session in the repository's root, against empty
+  tables; they must exit 0. `make sweep` and `make invoke` run for real, with `DYNAMODB_ENDPOINT`
+  naming the test's DynamoDB Local; no AWS credentials are set.
 - `http://127.0.0.1:3000` and `localhost:3000` are the local runner, `http://127.0.0.1:8000` its
   DynamoDB Local: the test rewrites them to its own, in commands and in shown output alike.
 - Shown output is a sequence of items, compared with the printed output item by item:
