@@ -114,8 +114,9 @@ def fresh_tables(stack: LocalStack) -> None:
 
 
 def shell_env(stack: LocalStack) -> dict[str, str]:
-    """A developer's shell without AWS credentials: the examples must not need any."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "TABLE_NAME"}
+    """A developer's terminal: no AWS credentials (the examples must not need any), and not inside
+    `make test` (a nested make would print "Entering directory" lines into the output)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MAKE", "MFLAGS")) and k != "TABLE_NAME"}
     return {
         **env,
         "AWS_CONFIG_FILE": os.devnull,
