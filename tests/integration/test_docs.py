@@ -20,6 +20,7 @@ import select
 import shlex
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -115,10 +116,15 @@ def fresh_tables(stack: LocalStack) -> None:
 
 def shell_env(stack: LocalStack) -> dict[str, str]:
     """A developer's terminal: no AWS credentials (the examples must not need any), and not inside
-    `make test` (a nested make would print "Entering directory" lines into the output)."""
+    `make test`: no make variables (a nested make prints "Entering directory" lines) and no
+    virtualenv on PATH (the Makefile's `python3 -m uv` is the system Python's)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MAKE", "MFLAGS")) and k != "TABLE_NAME"}
+    venv = env.pop("VIRTUAL_ENV", None)
+    venv_bin = {str(Path(sys.prefix) / "bin"), *([str(Path(venv) / "bin")] if venv else [])}
+    path = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p.rstrip("/") not in venv_bin)
     return {
         **env,
+        "PATH": path,
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "DYNAMODB_ENDPOINT": stack.endpoint,
