@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import base64
 import importlib.util
+import io
 import json
 import logging
 import multiprocessing
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from runstop_dev.handlers import LambdaContext
@@ -213,7 +214,7 @@ class BodyTooLarge(ValueError):
     """A request body past MAX_BODY_BYTES."""
 
 
-def read_chunked(stream: BinaryIO, limit: int) -> bytes:
+def read_chunked(stream: io.BufferedIOBase, limit: int) -> bytes:
     """A chunked body (RFC 9112 7.1) read to its last chunk and its trailers.
 
     ValueError for bad framing, BodyTooLarge past `limit` bytes: each chunk's size is checked
