@@ -124,6 +124,7 @@ class FunctionPool:
         self, logical_id: str, env: dict[str, str], workers: int, quiet: bool, source: Function | None = None
     ) -> None:
         self.logical_id = logical_id
+        self.workers = workers
         self.timeout = function_timeout(logical_id) if source is None else EXTRA_FUNCTION_TIMEOUT
         initargs = (logical_id, env, quiet, source or function(logical_id), self.timeout)
         # spawn, not fork: the parent runs server threads, and a forked lock may be held.
@@ -298,13 +299,17 @@ class LocalApi:
         host, port = str(self.server.server_address[0]), int(self.server.server_address[1])
         return f"http://{host}:{port}"
 
-    def warm(self) -> None:
-        """Start one environment per function now rather than on the first request.
+    def warm(self, every_environment: bool = False) -> None:
+        """Start one environment per function now rather than on the first request (or all of
+        them: a load test should not time its first requests' cold starts).
 
         All pools start together: each cold start is CPU-bound imports, one per core.
         """
-        for started in [pool.warm() for pool in self.pools.values()]:
-            started.result(timeout=120)
+        # The pool starts another process whenever none is idle, so `workers` calls at once start them all.
+        count = {logical_id: pool.workers if every_environment else 1 for logical_id, pool in self.pools.items()}
+        started = [pool.warm() for logical_id, pool in self.pools.items() for _ in range(count[logical_id])]
+        for future in started:
+            future.result(timeout=120)
 
     def match(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
         for route in self.routes:
