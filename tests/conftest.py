@@ -32,3 +32,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
         terminalreporter.section("fault drill")
         terminalreporter.write_line(table(drill.RESULTS, drill.PROBABILITY, drill.CLIENTS))
+    fuzz = sys.modules.get("tests.integration.test_fuzz")
+    if fuzz is not None and fuzz.TALLY.cases:
+        terminalreporter.section("fuzz")
+        terminalreporter.write_line(fuzz.TALLY.summary())

@@ -451,3 +451,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send(status, headers, payload)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (QUERY, PROPFIND...) is routed like these: API Gateway answers 404
+        # when no route has it, where http.server would answer 501.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
