@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 from jsonschema import Draft202012Validator
 
-from runstop.store import deserialize_item
+from runstop.item_codec import deserialize_item
 from tests.integration.fault_judge import FINISHED, Attempt, Call, Verdict, judge
 
 OPENAPI = Path(__file__).resolve().parents[2] / "openapi.json"
