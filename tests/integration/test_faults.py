@@ -26,9 +26,9 @@ from tests.integration.support import TABLE
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-RUNS = int(os.environ.get("FAULT_RUNS", "14"))
+RUNS = int(os.environ.get("FAULT_RUNS", "12"))
 CLIENTS = int(os.environ.get("FAULT_CLIENTS", "4"))
-PROBABILITY = float(os.environ.get("FAULT_PROBABILITY", "0.25"))
+PROBABILITY = float(os.environ.get("FAULT_PROBABILITY", "0.2"))
 SEED = int(os.environ.get("FAULT_SEED", "9"))
 READ_TIMEOUT = 0.5
 """The functions' DynamoDB read timeout in the drill; the proxy's delay outlasts it."""

@@ -18,13 +18,15 @@ from hypothesis import HealthCheck, Phase, seed, settings
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi.checks import ignored_auth, missing_required_header, unsupported_method
 
+from runstop.limits import value_problems
+from runstop.models import MAX_METADATA_BYTES
 from runstop_dev.contract import OPENAPI_PATH
 from runstop_dev.local_api import LocalApi
 from runstop_dev.template import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 """Generated cases per operation (the coverage phase adds its own)."""
 SEED = int(os.environ.get("FUZZ_SEED", "20261123"))
 REPORT = os.environ.get("FUZZ_REPORT") == "1"
@@ -54,16 +56,26 @@ def _not_the_services(case: schemathesis.Case, status: int, failure: Failure) ->
     - a negative case whose only invalid part is the token: API Gateway refuses it, and the
       runner, without an authorizer, lets it through;
     - a schema-valid request with a cursor the service did not issue (the document calls it
-      opaque; only a page's next_cursor is valid): 400."""
+      opaque; only a page's next_cursor is valid): 400;
+    - a schema-valid body DynamoDB cannot store (lone surrogates, nesting past 32 levels, numbers
+      out of its range, empty keys: runstop.limits) or metadata over 4 KB as JSON, which the
+      document says in prose only: 422."""
     check = failure.checks[0] if failure.checks else ""
     if check == "negative_data_rejection":
         return _negated_parameters(case) == {"authorization"}
-    return (
-        check == "positive_data_acceptance"
-        and case.operation.label == "GET /runs"
-        and status == 400
-        and "cursor" in (case.query or {})
-    )
+    if check != "positive_data_acceptance":
+        return False
+    if case.operation.label == "GET /runs":
+        return status == 400 and "cursor" in (case.query or {})
+    return status == 422 and _unstorable(case.body)
+
+
+def _unstorable(body: object) -> bool:
+    if not isinstance(body, dict):
+        return False
+    metadata = body.get("metadata")
+    too_large = len(json.dumps(metadata, separators=(",", ":")).encode()) > MAX_METADATA_BYTES
+    return bool(value_problems(body, "body")) or too_large
 
 
 class Tally:
