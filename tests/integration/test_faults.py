@@ -20,7 +20,7 @@ import pytest
 from runstop_dev.faults import MODES, FaultPlan, FaultProxy
 from runstop_dev.local_api import LocalApi
 from runstop_dev.stack import LocalStack
-from runstop_dev.template import REPO_ROOT
+from runstop_dev.template import REPO_ROOT, function_timeout
 from tests.integration import fault_drill
 from tests.integration.support import TABLE
 
@@ -38,6 +38,7 @@ FINDINGS_DIR = REPO_ROOT / ".local" / "fault-drill"
 """Every finding of the last run, one file per mode (the test output shows the first few)."""
 
 RESULTS: list[fault_drill.ModeResult] = []
+STALLED_BULK: list[str] = []
 """Filled by the tests, printed at the end of the session (tests/conftest.py)."""
 
 
@@ -104,3 +105,45 @@ def test_given_dynamodb_failing_when_clients_drive_runs_then_every_answer_agrees
     assert not verdict.no_retry_after, report
     assert not verdict.wrong, report
     assert not verdict.orphans, report
+
+
+STALL = 5.0
+"""Seconds each stalled DynamoDB request is held: every SDK attempt times out."""
+BULK_RUNS = 100
+
+
+def test_given_dynamodb_stalled_when_100_runs_are_bulk_cancelled_then_the_answer_comes_within_the_function_timeout(
+    stack: LocalStack, fault_proxy: FaultProxy, faulty_http: httpx.Client
+) -> None:
+    # Given: 100 pending runs, then every DynamoDB request held past the read timeout
+    tenant = f"fault-stall-{uuid.uuid4().hex[:8]}"
+    headers = {"X-Tenant-Id": tenant}
+    fault_proxy.set_plan(FaultPlan())
+    run_ids = [f"stall-{n}" for n in range(BULK_RUNS)]
+    for run_id in run_ids:
+        assert faulty_http.post("/runs", json={"run_id": run_id}, headers=headers).status_code == 201
+    fault_proxy.set_plan(FaultPlan("delay", 1.0, seed=SEED, delay=STALL))
+
+    # When
+    started = time.perf_counter()
+    try:
+        answer = faulty_http.post("/runs/cancel", json={"run_ids": run_ids, "reason": "stalled"}, headers=headers)
+    finally:
+        elapsed = time.perf_counter() - started
+        fault_proxy.set_plan(FaultPlan())
+        assert fault_proxy.wait_idle(), "a request is still held by the proxy"
+
+    # Then: per-id answers before the function's timeout; each 202 is true, the rest say retry (503)
+    timeout = function_timeout("RunsApiFunction")
+    retry = sum(entry.get("status_code") == 503 for entry in answer.json().get("results", []))
+    STALLED_BULK.append(
+        f"bulk cancel of {BULK_RUNS} runs with DynamoDB stalled: {answer.status_code} in {elapsed:.1f} s "
+        f"(function timeout {timeout:.0f} s), {retry} ids answered 503"
+    )
+    assert answer.status_code == 200, answer.text
+    assert elapsed < timeout
+    finals = fault_drill.stored_runs(stack.client(), stack.refs[TABLE], tenant)
+    for entry in answer.json()["results"]:
+        assert entry["status_code"] in (202, 503), entry
+        if entry["status_code"] == 202:
+            assert finals[entry["run_id"]]["status"] == "interrupted", entry
