@@ -92,3 +92,17 @@ def test_given_a_chunked_body_past_the_payload_limit_when_sent_then_413_and_noth
     answer = http.post("/runs", content=_chunks(*[mib] * 11), headers={"X-Tenant-Id": tenant})
     # Then
     assert answer.status_code == 413, answer.text
+
+
+def test_given_a_run_id_with_a_colon_sent_percent_encoded_when_the_worker_starts_it_then_it_is_that_run(
+    http: httpx.Client, tenant: str
+) -> None:
+    # Given: an id the pattern allows (":"), which clients percent-encode in the path
+    run_id = f"job:{new_run_id()}"
+    headers = {"X-Tenant-Id": tenant}
+    assert http.post("/runs", json={"run_id": run_id}, headers=headers).status_code == 201
+    # When
+    started = http.post(f"/runs/{run_id.replace(':', '%3A')}/start", headers=headers)
+    # Then: the function gets the path decoded, as from API Gateway
+    assert started.status_code == 200, started.text
+    assert started.json()["run_id"] == run_id

@@ -419,7 +419,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         event = build_event(
             route,
             self.command,
-            split.path,
+            # HTTP APIs route on the path as sent but hand it to the function decoded (rawPath too).
+            unquote(split.path),
             split.query,
             headers,
             body,
