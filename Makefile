@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help install run test test-unit test-integration lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
+.PHONY: help install run test test-unit test-integration faults fuzz lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,17 @@ test-unit: install ## only the fast unit tests
 
 test-integration: install ## only the tests on DynamoDB Local
 	$(RUN) pytest tests/integration
+
+FAULT_RUNS ?= 200
+FAULT_CLIENTS ?= 8
+FAULT_PROBABILITY ?= 0.25
+faults: install ## the fault drill large: every mode x FAULT_RUNS runs x FAULT_CLIENTS clients; prints the per-mode table
+	FAULT_RUNS=$(FAULT_RUNS) FAULT_CLIENTS=$(FAULT_CLIENTS) FAULT_PROBABILITY=$(FAULT_PROBABILITY) \
+		$(RUN) pytest tests/integration/test_faults.py -q -p no:cacheprovider
+
+FUZZ_EXAMPLES ?= 120
+fuzz: install ## schemathesis large (FUZZ_EXAMPLES per operation, pinned seed): cases, 5xx, schema violations
+	FUZZ_REPORT=1 FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(RUN) pytest tests/integration/test_fuzz.py -q -p no:cacheprovider
 
 lint: install ## ruff and mypy
 	$(RUN) ruff check .

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from runstop.store import RunStore, reset_caches
+from runstop_dev.contract import docs_routes
 from runstop_dev.local_api import LocalApi
 from runstop_dev.stack import LocalStack, local_stack
 from tests.integration.support import TABLE
@@ -54,8 +55,9 @@ def tenant() -> str:
 
 @pytest.fixture(scope="session")
 def api(stack: LocalStack) -> Iterator[LocalApi]:
-    """The template's HTTP API on a free loopback port, four environments per function."""
-    with LocalApi(stack.refs, stack.env, port=0, workers=4, quiet=True) as served:
+    """The template's HTTP API on a free loopback port, four environments per function, and
+    GET /openapi.json as `make run` serves it."""
+    with LocalApi(stack.refs, stack.env, port=0, workers=4, quiet=True, extra_routes=docs_routes()) as served:
         served.warm()
         yield served
 

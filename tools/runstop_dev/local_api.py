@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import io
 import json
 import logging
 import multiprocessing
@@ -37,6 +38,8 @@ log = logging.getLogger("runstop.local")
 DEFAULT_TENANT = "local"
 TENANT_HEADER = "x-tenant-id"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # HTTP API's own payload limit
+_MAX_LINE = 8 * 1024  # a chunk-size or trailer line longer than this is not HTTP a client sends
+_MAX_TRAILERS = 64
 TEXT_TYPES = ("application/json", "application/problem+json", "text/", "application/x-www-form-urlencoded")
 
 # Extra routes served by the runner itself (e.g. the OpenAPI document): path -> (status, content type, body)
@@ -113,6 +116,7 @@ class FunctionPool:
         self, logical_id: str, env: dict[str, str], workers: int, quiet: bool, source: Function | None = None
     ) -> None:
         self.logical_id = logical_id
+        self.workers = workers
         self.timeout = function_timeout(logical_id) if source is None else EXTRA_FUNCTION_TIMEOUT
         initargs = (logical_id, env, quiet, source or function(logical_id), self.timeout)
         # spawn, not fork: the parent runs server threads, and a forked lock may be held.
@@ -184,7 +188,8 @@ def build_event(
     if path_params:
         event["pathParameters"] = path_params
     if body:
-        content_type = lowered.get("content-type", "")
+        # Media types are case-insensitive (RFC 9110 8.3.1): APPLICATION/JSON is JSON text too.
+        content_type = lowered.get("content-type", "").strip().lower()
         try:
             text = body.decode("utf-8")
             textual = not content_type or content_type.startswith(TEXT_TYPES)
@@ -196,6 +201,44 @@ def build_event(
             event["body"] = base64.b64encode(body).decode()
             event["isBase64Encoded"] = True
     return event
+
+
+class BodyTooLarge(ValueError):
+    """A request body past MAX_BODY_BYTES."""
+
+
+def read_chunked(stream: io.BufferedIOBase, limit: int) -> bytes:
+    """A chunked body (RFC 9112 7.1) read to its last chunk and its trailers.
+
+    ValueError for bad framing, BodyTooLarge past `limit` bytes: each chunk's size is checked
+    before it is read, so a client cannot make the runner buffer more than the limit.
+    """
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = stream.readline(_MAX_LINE)
+        if not line.endswith(b"\n"):
+            raise ValueError("truncated chunk size line")
+        size_text = line.split(b";", 1)[0].strip()
+        if not size_text or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
+            raise ValueError("bad chunk size")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        total += size
+        if total > limit:
+            raise BodyTooLarge(f"body over {limit} bytes")
+        chunk = stream.read(size)
+        if len(chunk) != size or stream.readline(_MAX_LINE).strip():
+            raise ValueError("truncated chunk")
+        parts.append(chunk)
+    for _ in range(_MAX_TRAILERS):  # trailer fields until the empty line; they are not passed on
+        line = stream.readline(_MAX_LINE)
+        if not line.endswith(b"\n"):
+            raise ValueError("truncated trailers")
+        if not line.strip():
+            return b"".join(parts)
+    raise ValueError("too many trailer fields")
 
 
 def to_http(result: Any) -> tuple[int, dict[str, str], bytes]:
@@ -248,13 +291,17 @@ class LocalApi:
         host, port = str(self.server.server_address[0]), int(self.server.server_address[1])
         return f"http://{host}:{port}"
 
-    def warm(self) -> None:
-        """Start one environment per function now rather than on the first request.
+    def warm(self, every_environment: bool = False) -> None:
+        """Start one environment per function now rather than on the first request (or all of
+        them: a load test should not time its first requests' cold starts).
 
         All pools start together: each cold start is CPU-bound imports, one per core.
         """
-        for started in [pool.warm() for pool in self.pools.values()]:
-            started.result(timeout=120)
+        # The pool starts another process whenever none is idle, so `workers` calls at once start them all.
+        count = {logical_id: pool.workers if every_environment else 1 for logical_id, pool in self.pools.items()}
+        started = [pool.warm() for logical_id, pool in self.pools.items() for _ in range(count[logical_id])]
+        for future in started:
+            future.result(timeout=120)
 
     def match(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
         for route in self.routes:
@@ -310,15 +357,55 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _message(self, status: HTTPStatus, message: str) -> None:
         self._send(status.value, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode())
 
+    def _too_large(self) -> None:
+        self._message(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
+        self.close_connection = True
+
+    def _read_body(self) -> tuple[bytes, dict[str, str]] | None:
+        """The whole request body and the headers the function sees; None once a refusal is sent.
+
+        A chunked body is read to its end and handed over whole, as API Gateway does: the
+        function gets the body and its Content-Length, never the hop-by-hop Transfer-Encoding.
+        """
+        headers = dict(self.headers.items())
+        encoding = (self.headers.get("Transfer-Encoding") or "").strip().lower()
+        if not encoding:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._message(HTTPStatus.BAD_REQUEST, "Bad Request")
+                self.close_connection = True
+                return None
+            if length > MAX_BODY_BYTES:
+                self._too_large()
+                return None
+            return (self.rfile.read(length) if length else b""), headers
+        if encoding != "chunked":
+            self._message(HTTPStatus.NOT_IMPLEMENTED, "Not Implemented")
+            self.close_connection = True
+            return None
+        try:
+            body = read_chunked(self.rfile, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            self._too_large()
+            return None
+        except ValueError:
+            self._message(HTTPStatus.BAD_REQUEST, "Bad Request")
+            self.close_connection = True
+            return None
+        headers = {k: v for k, v in headers.items() if k.lower() not in ("transfer-encoding", "content-length")}
+        headers["Content-Length"] = str(len(body))
+        return body, headers
+
     def _dispatch(self) -> None:
         api = self.server.api
         split = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._message(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
-            self.close_connection = True
+        read = self._read_body()
+        if read is None:
             return
-        body = self.rfile.read(length) if length else b""
+        body, headers = read
         extra = api.extra_routes.get(split.path)
         if extra is not None and self.command == "GET":
             status, content_type, payload = extra()
@@ -332,9 +419,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         event = build_event(
             route,
             self.command,
-            split.path,
+            # HTTP APIs route on the path as sent but hand it to the function decoded (rawPath too).
+            unquote(split.path),
             split.query,
-            dict(self.headers.items()),
+            headers,
             body,
             params,
             api.tenant_claim,
@@ -356,3 +444,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send(status, headers, payload)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (QUERY, PROPFIND...) is routed like these: API Gateway answers 404
+        # when no route has it, where http.server would answer 501.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
