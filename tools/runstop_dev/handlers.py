@@ -1,4 +1,5 @@
-"""Load a function's handler exactly as the template names it (CodeUri + Handler)."""
+"""Load a function's handler exactly as the template names it (CodeUri + Handler), and the fake
+Lambda context handlers are called with: the one copy for the local runner, tools, tests and bench."""
 
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ from uuid import uuid4
 
 from runstop_dev.template import Function, function
 
+Handler = Callable[[dict[str, Any], Any], Any]
 
-def load_module(logical_id: str, fresh: bool = False) -> ModuleType:
-    """Import the function's module under a name of its own (every function has an app.py).
 
+def load_source(fn: Function, fresh: bool = False) -> ModuleType:
+    """Import `fn`'s module by path under a name of its own (every function has an app.py).
+
+    Works for any Function, including ones outside the template (the benchmark's designs);
     fresh=True imports it anew, as a new Lambda execution environment would.
     """
-    fn: Function = function(logical_id)
-    name = f"runstop_functions.{logical_id}"
+    name = f"runstop_functions.{fn.logical_id}"
     if not fresh and name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, fn.code_dir / f"{fn.module}.py")
@@ -32,11 +35,18 @@ def load_module(logical_id: str, fresh: bool = False) -> ModuleType:
     return module
 
 
-def load_handler(logical_id: str, fresh: bool = False) -> Callable[[dict[str, Any], Any], Any]:
-    handler: Callable[[dict[str, Any], Any], Any] = getattr(
-        load_module(logical_id, fresh), function(logical_id).attribute
-    )
+def handler_of(fn: Function, fresh: bool = False) -> Handler:
+    handler: Handler = getattr(load_source(fn, fresh), fn.attribute)
     return handler
+
+
+def load_module(logical_id: str, fresh: bool = False) -> ModuleType:
+    """The template function's module (see load_source)."""
+    return load_source(function(logical_id), fresh)
+
+
+def load_handler(logical_id: str, fresh: bool = False) -> Handler:
+    return handler_of(function(logical_id), fresh)
 
 
 @dataclass

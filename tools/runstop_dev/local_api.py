@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import base64
-import importlib.util
 import json
 import logging
 import multiprocessing
@@ -20,18 +19,17 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from runstop_dev.handlers import LambdaContext
-from runstop_dev.template import Function, HttpRoute, function, function_environment, function_timeout, http_routes
+from runstop_dev.handlers import Handler, LambdaContext, handler_of
+from runstop_dev.template import Function, HttpRoute, function_environment, function_timeout, http_routes
 
 log = logging.getLogger("runstop.local")
 
@@ -43,39 +41,12 @@ TEXT_TYPES = ("application/json", "application/problem+json", "text/", "applicat
 # Extra routes served by the runner itself (e.g. the OpenAPI document): path -> (status, content type, body)
 ExtraRoute = Callable[[], tuple[int, str, bytes]]
 
-_handler: Callable[[dict[str, Any], Any], Any] | None = None
+_handler: Handler | None = None
 _function_name = ""
 _timeout_ms = 10_000
-EXTRA_FUNCTION_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
-class ExtraFunction:
-    """A handler outside the template, served on its own route beside the template's.
-
-    For designs that exist only to be compared with (the benchmark's naive baseline): it runs
-    with the environment of the template function `env_of`, so it sees the same table and
-    tenant handling, in worker processes of its own.
-    """
-
-    route: HttpRoute
-    env_of: str
-
-
-def _load_source(source: Function) -> Callable[[dict[str, Any], Any], Any]:
-    """Import the function's module by path under a name of its own (every function has an app.py)."""
-    path = source.code_dir / f"{source.module}.py"
-    spec = importlib.util.spec_from_file_location(f"runstop_functions.{source.logical_id}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {source.code_dir}/{source.module}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    handler: Callable[[dict[str, Any], Any], Any] = getattr(module, source.attribute)
-    return handler
-
-
-def _init_worker(logical_id: str, env: dict[str, str], quiet: bool, source: Function, timeout: float) -> None:
+def _init_worker(source: Function, env: dict[str, str], quiet: bool, timeout: float) -> None:
     """Runs once in each worker process: the environment, then the handler's cold start.
 
     The parent has already read the template: parsing it again here (cfn-lint) would more
@@ -91,9 +62,9 @@ def _init_worker(logical_id: str, env: dict[str, str], quiet: bool, source: Func
         devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker
         sys.stdout = devnull
         os.dup2(devnull.fileno(), 1)
-    _function_name = logical_id
+    _function_name = source.logical_id
     _timeout_ms = int(timeout * 1000)
-    _handler = _load_source(source)
+    _handler = handler_of(source)
 
 
 def _discard() -> None:
@@ -115,18 +86,18 @@ def _warm() -> int:
 
 
 class FunctionPool:
-    """A function's execution environments: worker processes that each import it once."""
+    """A function's execution environments: worker processes that each import it once.
 
-    def __init__(
-        self, logical_id: str, env: dict[str, str], workers: int, quiet: bool, source: Function | None = None
-    ) -> None:
-        self.logical_id = logical_id
-        self.timeout = function_timeout(logical_id) if source is None else EXTRA_FUNCTION_TIMEOUT
-        initargs = (logical_id, env, quiet, source or function(logical_id), self.timeout)
+    Processes start on demand, up to `workers`; `timeout` is the function's (seconds).
+    """
+
+    def __init__(self, source: Function, env: dict[str, str], workers: int, quiet: bool, timeout: float) -> None:
+        self.logical_id = source.logical_id
+        self.timeout = timeout
         # spawn, not fork: the parent runs server threads, and a forked lock may be held.
         context = multiprocessing.get_context("spawn")
         self.executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=initargs
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(source, env, quiet, timeout)
         )
 
     def invoke(self, event: dict[str, Any]) -> Any:
@@ -230,7 +201,6 @@ class LocalApi:
         workers: int = 4,
         quiet: bool = False,
         extra_routes: dict[str, ExtraRoute] | None = None,
-        extra_functions: Sequence[ExtraFunction] = (),
     ) -> None:
         self.routes = http_routes()
         self.tenant_claim = "tenant_id"
@@ -241,12 +211,7 @@ class LocalApi:
             if logical_id not in self.pools:
                 env = {**function_environment(logical_id, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": logical_id}
                 self.tenant_claim = env.get("TENANT_CLAIM", self.tenant_claim)
-                self.pools[logical_id] = FunctionPool(logical_id, env, workers, quiet)
-        for extra in extra_functions:
-            fn = extra.route.function
-            env = {**function_environment(extra.env_of, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": fn.logical_id}
-            self.pools[fn.logical_id] = FunctionPool(fn.logical_id, env, workers, quiet, source=fn)
-            self.routes.insert(0, extra.route)
+                self.pools[logical_id] = FunctionPool(route.function, env, workers, quiet, function_timeout(logical_id))
         self.server = _Server((host, port), _RequestHandler)
         self.server.api = self
         self.thread: threading.Thread | None = None
