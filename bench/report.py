@@ -161,14 +161,14 @@ def _storm(data: dict[str, Any], out: Path) -> tuple[list[str], list[Verdict]]:
             "",
         ]
         others = ", ".join(
-            f"{d} {_med(e['p50']):.0f}/{_med(e['p99']):.0f} ms ({_med(e['spurious_409']):.0f} × 409)"
+            f"{d} {_med(e['p50']):.0f}/{_med(e['p99']):.0f} ms ({_med(e['spurious_409']):.0f} x 409)"
             for d, e in scenario["designs"].items()
             if d != "runstop"
         )
         verdicts.append(
             Verdict(
                 f"2. storm {name}",
-                f"runstop {_med(rs['p50']):.0f}/{_med(rs['p99']):.0f} ms p50/p99, {runstop_spurious} × 409; {others}",
+                f"runstop {_med(rs['p50']):.0f}/{_med(rs['p99']):.0f} ms p50/p99, {runstop_spurious} x 409; {others}",
                 "runstop 0 spurious 409",
                 runstop_spurious == 0,
             )
@@ -443,7 +443,7 @@ def _hot(data: dict[str, Any], out: Path) -> tuple[list[str], list[Verdict]]:
         f"worth, and answers `{data['error']}` (HTTP 400, `ThrottlingReasons`",
         "`TableWriteKeyRangeThroughputExceeded`, the body DynamoDB sends for a hot key) beyond it;",
         "botocore retries it as it would the real one (standard mode, 3 attempts, backoff up to 1 s",
-        f"then 2 s). A paced storm sends **{data['rate_per_s']:g} cancels a second ({data['storm_factor']:g}× the cap)"
+        f"then 2 s). A paced storm sends **{data['rate_per_s']:g} cancels a second ({data['storm_factor']:g}x the cap)"
         f" for {data['duration_s']:g} s**",
         f"({data['cancels']} cancels, {data['concurrency']} client threads) at one run that is already",
         "interrupted, so every right answer is 202 `already_interrupted`; configurations alternate",
@@ -485,15 +485,15 @@ def _hot(data: dict[str, Any], out: Path) -> tuple[list[str], list[Verdict]]:
         with_503 = sum(configs["runstop"]["503"])
         verdict = Verdict(
             "5. hot run, runstop with the fallback",
-            f"{with_503} × 503 of {total} (without: {sum(configs['runstop_no_fallback']['503'])})",
-            "0 × 503",
+            f"{with_503} x 503 of {total} (without: {sum(configs['runstop_no_fallback']['503'])})",
+            "0 x 503",
             with_503 == 0,
         )
     else:
         verdict = Verdict(
             "5. hot run (fallback missing)",
-            f"without the fallback {sum(configs['runstop_no_fallback']['503'])} × 503 of {total}",
-            "0 × 503 with the fallback",
+            f"without the fallback {sum(configs['runstop_no_fallback']['503'])} x 503 of {total}",
+            "0 x 503 with the fallback",
             None,
         )
     read_first = configs.get("read_first")
@@ -502,7 +502,7 @@ def _hot(data: dict[str, Any], out: Path) -> tuple[list[str], list[Verdict]]:
         verdicts.append(
             Verdict(
                 "5. hot run, read_first",
-                f"{sum(read_first['503'])} × 503 of {total}, p99 {_med(read_first['p99']):.0f} ms",
+                f"{sum(read_first['503'])} x 503 of {total}, p99 {_med(read_first['p99']):.0f} ms",
                 "none",
                 None,
             )
@@ -567,7 +567,7 @@ def _cost(results: dict[str, Any], config: dict[str, Any]) -> tuple[list[str], l
     mixes = (0, 1, 10, 1000)
     lines += [
         "Common traffic, one cancel per run plus `d` duplicates of it (the first interrupts, the rest",
-        "find it interrupted): USD per million runs cancelled = first + d × duplicate.",
+        "find it interrupted): USD per million runs cancelled = first + d x duplicate.",
         "",
         *_table(
             ["design", *(f"d = {d}" for d in mixes)],
@@ -630,9 +630,9 @@ def _reading(results: dict[str, Any], first: dict[str, float], dup: dict[str, fl
         configs = hot["configs"]
         total = hot["cancels"] * hot["repeats"]
         lines.append(
-            f"- **A hot run** (row 5): read-first {sum(configs['read_first']['503'])} × 503 of {total} without any"
+            f"- **A hot run** (row 5): read-first {sum(configs['read_first']['503'])} x 503 of {total} without any"
             f" fallback (its duplicates only read), update-first without the fallback"
-            f" {sum(configs['runstop_no_fallback']['503'])} × 503"
+            f" {sum(configs['runstop_no_fallback']['503'])} x 503"
             + (
                 f", with it {sum(configs['runstop']['503'])}"
                 if "runstop" in configs and hot.get("fallback_available")

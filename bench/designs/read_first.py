@@ -23,9 +23,10 @@ from typing import Any
 
 from runstop import cancel
 from runstop.cancel import CancelDecision, CancelOutcome
+from runstop.item_codec import deserialize_item
 from runstop.status import ACTIVE, RunStatus
-from runstop.store import RunStore, deserialize_item, translate_errors
-from runstop_dev.handlers import load_source
+from runstop.store import RunStore, translate_errors
+from runstop_dev.handlers import load_function_module
 from runstop_dev.template import Function
 
 WRAPS = "BENCH_WRAPS_FUNCTION"
@@ -51,7 +52,7 @@ def cancel_run_read_first(
 def _wrapped() -> ModuleType:
     named = json.loads(os.environ[WRAPS])
     fn = Function(named["logical_id"], Path(named["code_dir"]), named["module"], named["attribute"])
-    module = load_source(fn)
+    module = load_function_module(fn)
     module.cancel_run = cancel_run_read_first  # the handler looks it up on every call
     return module
 

@@ -1,5 +1,4 @@
-"""Load a function's handler exactly as the template names it (CodeUri + Handler), and the fake
-Lambda context handlers are called with: the one copy for the local runner, tools, tests and bench."""
+"""Load a function's handler exactly as the template names it (CodeUri + Handler)."""
 
 from __future__ import annotations
 
@@ -14,16 +13,22 @@ from uuid import uuid4
 
 from runstop_dev.template import Function, function
 
-Handler = Callable[[dict[str, Any], Any], Any]
 
+def load_module(logical_id: str, fresh: bool = False) -> ModuleType:
+    """Import the function's module under a name of its own (every function has an app.py).
 
-def load_source(fn: Function, fresh: bool = False) -> ModuleType:
-    """Import `fn`'s module by path under a name of its own (every function has an app.py).
-
-    Works for any Function, including ones outside the template (the benchmark's designs);
     fresh=True imports it anew, as a new Lambda execution environment would.
     """
-    name = f"runstop_functions.{fn.logical_id}"
+    return load_function_module(function(logical_id), fresh=fresh)
+
+
+def load_function_module(fn: Function, *, name: str | None = None, fresh: bool = False) -> ModuleType:
+    """Import `fn`'s module by path (CodeUri + Handler) under `name` (default: one per function).
+
+    The one loader of tools, tests and bench: the local runner's workers, the OpenAPI export
+    (a private copy under its own name) and `make invoke` all come through here.
+    """
+    name = name or f"runstop_functions.{fn.logical_id}"
     if not fresh and name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, fn.code_dir / f"{fn.module}.py")
@@ -35,18 +40,11 @@ def load_source(fn: Function, fresh: bool = False) -> ModuleType:
     return module
 
 
-def handler_of(fn: Function, fresh: bool = False) -> Handler:
-    handler: Handler = getattr(load_source(fn, fresh), fn.attribute)
+def load_handler(logical_id: str, fresh: bool = False) -> Callable[[dict[str, Any], Any], Any]:
+    handler: Callable[[dict[str, Any], Any], Any] = getattr(
+        load_module(logical_id, fresh), function(logical_id).attribute
+    )
     return handler
-
-
-def load_module(logical_id: str, fresh: bool = False) -> ModuleType:
-    """The template function's module (see load_source)."""
-    return load_source(function(logical_id), fresh)
-
-
-def load_handler(logical_id: str, fresh: bool = False) -> Handler:
-    return handler_of(function(logical_id), fresh)
 
 
 @dataclass
@@ -61,7 +59,14 @@ class LambdaContext:
     log_group_name: str = "/aws/lambda/runstop-local"
     log_stream_name: str = "local"
     timeout_ms: int = 10_000
-    started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
+    """The monotonic clock the invocation's time runs on (tests pass a fake timer's)."""
+    started: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.started is None:
+            self.started = self.clock()
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, self.timeout_ms - int((time.monotonic() - self.started) * 1000))
+        assert self.started is not None
+        return max(0, self.timeout_ms - int((self.clock() - self.started) * 1000))

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from runstop_dev.handlers import Handler, LambdaContext, handler_of
+from runstop_dev.handlers import LambdaContext, load_function_module
 from runstop_dev.template import Function, HttpRoute, function_environment, function_timeout, http_routes
 
 log = logging.getLogger("runstop.local")
@@ -41,7 +41,7 @@ TEXT_TYPES = ("application/json", "application/problem+json", "text/", "applicat
 # Extra routes served by the runner itself (e.g. the OpenAPI document): path -> (status, content type, body)
 ExtraRoute = Callable[[], tuple[int, str, bytes]]
 
-_handler: Handler | None = None
+_handler: Callable[[dict[str, Any], Any], Any] | None = None
 _function_name = ""
 _timeout_ms = 10_000
 
@@ -64,7 +64,7 @@ def _init_worker(source: Function, env: dict[str, str], quiet: bool, timeout: fl
         os.dup2(devnull.fileno(), 1)
     _function_name = source.logical_id
     _timeout_ms = int(timeout * 1000)
-    _handler = handler_of(source)
+    _handler = getattr(load_function_module(source, fresh=True), source.attribute)
 
 
 def _discard() -> None:
