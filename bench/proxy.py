@@ -113,7 +113,7 @@ class Stats:
     """"<operation> <result>": ok, condition_failed, throttled, error."""
     attempts: Counter[int] = field(default_factory=Counter)
     """Per attempt number (1 = a first try, 2+ = an SDK retry)."""
-    units: Counter[str] = field(default_factory=Counter)
+    units: dict[str, float] = field(default_factory=dict)
     """"read" and "write" capacity units."""
     largest_item_bytes: int = 0
     timeline: list[tuple[float, str, str, int]] = field(default_factory=list)
@@ -144,7 +144,7 @@ def _headers(head: bytes) -> dict[str, str]:
 async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
     """The message body, de-chunked if it was sent chunked."""
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        parts = []
+        parts: list[bytes] = []
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
             data = await reader.readexactly(size + 2)
@@ -232,7 +232,7 @@ class _Proxy:
         s.results[f"{operation} {result}"] += 1
         s.attempts[attempt] += 1
         if units:
-            s.units[kind] += units
+            s.units[kind] = s.units.get(kind, 0.0) + units
         if self.record_timeline:
             s.timeline.append((round(time.monotonic() - self.since, 4), operation, result, attempt))
 

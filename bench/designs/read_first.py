@@ -53,7 +53,7 @@ def _wrapped() -> ModuleType:
     named = json.loads(os.environ[WRAPS])
     fn = Function(named["logical_id"], Path(named["code_dir"]), named["module"], named["attribute"])
     module = load_function_module(fn)
-    module.cancel_run = cancel_run_read_first  # the handler looks it up on every call
+    module.cancel_run = cancel_run_read_first  # type: ignore[attr-defined]  # looked up on every call
     return module
 
 
