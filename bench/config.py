@@ -27,9 +27,9 @@ class BenchConfig:
     """Row 5: the storm's rate as a multiple of the cap."""
     hot_seconds: float = 10.0
     """Row 5: how long each paced storm lasts."""
-    hot_workers: int = 32
-    """Row 5: execution environments per runstop configuration (throttled cancels wait in backoff
-    for seconds, so the rate x the slowest answer must fit; read_first gets a quarter)."""
+    hot_workers: int = 48
+    """Row 5: execution environments per runstop configuration. Throttled cancels wait in backoff
+    for seconds, so rate x latency (20/s x up to 3 s) must fit with room; read_first gets a quarter."""
     hot_concurrency: int = 96
     """Row 5: client threads of the paced storm (never all busy, or requests would go out late)."""
     cold_repeats: int = 15

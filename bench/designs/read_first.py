@@ -23,6 +23,7 @@ from typing import Any
 
 from runstop import cancel
 from runstop.cancel import CancelDecision, CancelOutcome
+from runstop.errors import StoreUnavailable
 from runstop.item_codec import deserialize_item
 from runstop.status import ACTIVE, RunStatus
 from runstop.store import RunStore, translate_errors
@@ -36,9 +37,16 @@ WRAPS = "BENCH_WRAPS_FUNCTION"
 def cancel_run_read_first(
     store: RunStore, tenant_id: str, run_id: str, *, idempotency_key: str | None = None, **options: Any
 ) -> CancelDecision:
-    """A final state read (eventually consistent) decides; otherwise runstop's conditional update."""
-    with translate_errors():
-        item = store.client.get_item(TableName=store.table_name, Key=store.key(tenant_id, run_id)).get("Item")
+    """A final state read (eventually consistent) decides; otherwise runstop's conditional update.
+
+    The read only saves work: when it is throttled past its retries, the update decides as it
+    would have without it.
+    """
+    try:
+        with translate_errors():
+            item = store.client.get_item(TableName=store.table_name, Key=store.key(tenant_id, run_id)).get("Item")
+    except StoreUnavailable:
+        item = None  # unknown: the update decides, as for an active or absent run
     run = deserialize_item(item) if item else None
     if run is None or run["status"] in ACTIVE:
         return cancel.cancel_run(store, tenant_id, run_id, idempotency_key=idempotency_key, **options)
