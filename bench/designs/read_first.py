@@ -22,11 +22,11 @@ from types import ModuleType
 from typing import Any
 
 from runstop import cancel
-from runstop.cancel import CancelDecision, CancelOutcome
+from runstop.cancel import CancelDecision
 from runstop.errors import StoreUnavailable
-from runstop.item_codec import deserialize_item
-from runstop.status import ACTIVE, RunStatus
-from runstop.store import RunStore, translate_errors
+from runstop.ids import request_token
+from runstop.status import FINAL
+from runstop.store import RunStore
 from runstop_dev.handlers import load_function_module
 from runstop_dev.template import Function
 
@@ -37,24 +37,21 @@ WRAPS = "BENCH_WRAPS_FUNCTION"
 def cancel_run_read_first(
     store: RunStore, tenant_id: str, run_id: str, *, idempotency_key: str | None = None, **options: Any
 ) -> CancelDecision:
-    """A final state read (eventually consistent) decides; otherwise runstop's conditional update.
+    """A final status read (eventually consistent) decides; otherwise runstop's conditional update.
 
-    The read only saves work: when it is throttled past its retries, the update decides as it
-    would have without it.
+    The decision from a final status is runstop's own (`_decided_by`, as its throttling fallback
+    uses it), so identity works the same: a run interrupted with this Idempotency-Key answers
+    `interrupted`. The read only saves work: throttled past its retries, the update decides.
     """
     try:
-        with translate_errors():
-            item = store.client.get_item(TableName=store.table_name, Key=store.key(tenant_id, run_id)).get("Item")
+        current = store.get(tenant_id, run_id, consistent=False)
     except StoreUnavailable:
-        item = None  # unknown: the update decides, as for an active or absent run
-    run = deserialize_item(item) if item else None
-    if run is None or run["status"] in ACTIVE:
-        return cancel.cancel_run(store, tenant_id, run_id, idempotency_key=idempotency_key, **options)
-    if run["status"] == RunStatus.INTERRUPTED:
-        stored_key = (run.get("cancel") or {}).get("idempotency_key")
-        mine = idempotency_key is not None and stored_key == idempotency_key
-        return CancelDecision(run_id, CancelOutcome.INTERRUPTED if mine else CancelOutcome.ALREADY_INTERRUPTED, run)
-    return CancelDecision(run_id, CancelOutcome.CONFLICT, run)
+        current = None  # unknown: the update decides, as for an active or absent run
+    if current is not None and current["status"] in FINAL:
+        decision = cancel._decided_by(run_id, current, request_token(idempotency_key))
+        if decision is not None:
+            return decision
+    return cancel.cancel_run(store, tenant_id, run_id, idempotency_key=idempotency_key, **options)
 
 
 def _wrapped() -> ModuleType:
