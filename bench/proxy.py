@@ -184,6 +184,40 @@ def _http_answer(status: int, body: bytes, content_type: str = "application/json
     return head.encode() + body
 
 
+class _Upstream:
+    """One keep-alive connection to DynamoDB Local, per client connection, opened when needed."""
+
+    IDLE_S = 5.0
+    """Reconnect rather than reuse a connection idle this long (the server may be closing it)."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.used = 0.0
+
+    async def exchange(self, request: bytes) -> tuple[bytes, dict[str, str], bytes]:
+        """Send one request; its answer's head, headers and body."""
+        if self.streams is not None and time.monotonic() - self.used > self.IDLE_S:
+            self.close()
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(*self.address)
+        reader, writer = self.streams
+        writer.write(request)
+        await writer.drain()
+        head = await reader.readuntil(_HEAD_END)
+        headers = _headers(head)
+        body = await _read_body(reader, headers)
+        self.used = time.monotonic()
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return head, headers, body
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
 class _Proxy:
     """The proxy's state and its connection handler (runs inside the proxy process)."""
 
@@ -286,8 +320,7 @@ class _Proxy:
         return _http_answer(404, b'{"message": "unknown control request"}')
 
     async def relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        up_r: asyncio.StreamReader | None = None
-        up_w: asyncio.StreamWriter | None = None
+        upstream = _Upstream(self.upstream)
         try:
             while True:
                 try:
@@ -315,22 +348,21 @@ class _Proxy:
                 if request and "ReturnConsumedCapacity" not in request:
                     request["ReturnConsumedCapacity"] = "TOTAL"
                     body = json.dumps(request).encode()
-                if up_w is None:
-                    up_r, up_w = await asyncio.open_connection(*self.upstream)
-                assert up_r is not None
-                up_w.write(_with_length(head, len(body)) + body)
-                await up_w.drain()
-                reply_head = await up_r.readuntil(_HEAD_END)
-                reply_headers = _headers(reply_head)
-                reply = await _read_body(up_r, reply_headers)
+                request_bytes = _with_length(head, len(body)) + body
+                try:
+                    reply_head, reply_headers, reply = await upstream.exchange(request_bytes)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # DynamoDB Local closes a keep-alive connection that sat idle; nothing was
+                    # answered on it, so the request goes again on a fresh one (once).
+                    upstream.close()
+                    reply_head, reply_headers, reply = await upstream.exchange(request_bytes)
                 self._settle(operation, attempt, int(reply_head.split(b" ", 2)[1]), reply)
                 client_w.write(_with_length(reply_head, len(reply)) + reply)
                 await client_w.drain()
                 if reply_headers.get("connection", "").lower() == "close":
                     return
         finally:
-            if up_w is not None:
-                up_w.close()
+            upstream.close()
             client_w.close()
 
 

@@ -265,6 +265,10 @@ class _Server(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients of API Gateway get
+    # The head and the body go out as two writes: with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK of the head, 40 ms or more on every answer (bench: storms, 88 ->
+    # 14 ms for one cancel through the runner).
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
