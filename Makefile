@@ -89,8 +89,8 @@ EVENT ?= events/sqs-cancel-requests.json
 invoke: install ## feed a sample event to a function: make invoke FN=CancelEventsFunction EVENT=events/eventbridge-cancel-requested.json
 	@$(RUN) python -m runstop_dev invoke $(FN) -e $(EVENT)
 
-bench: install ## every comparison of issue 3, a few minutes: bench/results/REPORT.md + charts (sizes: BENCH_REPEATS=.. etc.)
-	$(RUN) python -m bench
+bench: install ## every row of bench/README.md, several minutes: bench/results/REPORT.md + charts (one row: ROWS=hot)
+	$(RUN) python -m bench $(if $(ROWS),--rows $(ROWS))
 
 bench-smoke: install ## a seconds-long run of `make bench` (its test runs it too), written to .local/bench-smoke
 	$(RUN) python -m bench --smoke --out .local/bench-smoke
