@@ -7,11 +7,13 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runstop import bulk, idempotency, runs
 from runstop.api import IdempotencyKeyHeader, RunIdPath, build_resolver, current_tenant, route_responses
 from runstop.cursor import MAX_CURSOR_LENGTH
+from runstop.metric_names import TRIGGER_BULK, TRIGGER_DIMENSION
 from runstop.models import BulkCancelRequest, BulkCancelResponse, CompleteRunRequest, CreateRunRequest, Run, RunPage
 from runstop.status import RunStatus
 from runstop.store import run_store
@@ -86,6 +88,9 @@ def bulk_cancel(body: BulkCancelRequest, idempotency_key: IdempotencyKeyHeader =
     results = bulk.cancel_many(
         run_store(), current_tenant(app), body.run_ids, reason=body.reason, idempotency_key=idempotency_key
     )
+    metrics.add_dimension(name=TRIGGER_DIMENSION, value=TRIGGER_BULK)
+    for name, count in bulk.metric_counts(results).items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
     return BulkCancelResponse.model_validate({"results": results})
 
 

@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from runstop.metric_names import SWEEP_PREFIX, SWEEP_READ_UNITS, TRIGGER_DIMENSION, TRIGGER_SWEEPER
 from runstop.store import run_store
 from runstop.sweeper import StoppedRun, SweepPolicy, sweep
 
@@ -24,13 +25,14 @@ def _stopped(run: StoppedRun) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_dimension(name="trigger", value="sweeper")  # per invocation: Metrics state is process-wide
+    # Per invocation: Metrics state is process-wide.
+    metrics.add_dimension(name=TRIGGER_DIMENSION, value=TRIGGER_SWEEPER)
     summary = sweep(
         run_store(), SweepPolicy.from_env(), remaining_ms=context.get_remaining_time_in_millis, on_stopped=_stopped
     )
     for outcome, count in summary.outcomes.items():
-        metrics.add_metric(name=f"Sweep.{outcome}", unit=MetricUnit.Count, value=count)
-    metrics.add_metric(name="Sweep.read_units", unit=MetricUnit.Count, value=summary.read_units)
+        metrics.add_metric(name=SWEEP_PREFIX + outcome, unit=MetricUnit.Count, value=count)
+    metrics.add_metric(name=SWEEP_READ_UNITS, unit=MetricUnit.Count, value=summary.read_units)
     result = summary.as_dict()
     logger.info("sweep finished", **result)
     return result

@@ -6,14 +6,16 @@ the batch: each id gets its own answer, in the order the ids first appear.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from runstop import clock
-from runstop.cancel import CancelDecision, cancel_run
-from runstop.errors import StoreUnavailable
+from runstop.cancel import TRIGGER_BULK, CancelDecision, cancel_run
+from runstop.errors import InvalidInput, StoreUnavailable
 from runstop.http import RUN_ID_PATTERN, valid_run_id
+from runstop.metric_names import CANCEL_CONFLICT, CANCEL_STORE_UNAVAILABLE, cancel_metric
 from runstop.store import RunStore
 
 MAX_BULK_RUNS = 100
@@ -41,7 +43,7 @@ def cancel_many(
     *,
     reason: str | None = None,
     idempotency_key: str | None = None,
-    source: str = "bulk",
+    source: str = TRIGGER_BULK,
 ) -> list[dict[str, Any]]:
     """Cancel each distinct id once; invalid ids and store failures are reported per id."""
     unique = list(dict.fromkeys(run_ids))
@@ -67,3 +69,14 @@ def cancel_many(
         with ThreadPoolExecutor(max_workers=min(BULK_CONCURRENCY, len(valid))) as pool:
             results.update(zip(valid, pool.map(decide, valid), strict=True))
     return [results[run_id] for run_id in unique]
+
+
+_METRIC_BY_STATUS = {409: CANCEL_CONFLICT, 503: CANCEL_STORE_UNAVAILABLE, 400: cancel_metric(InvalidInput.__name__)}
+
+
+def metric_counts(results: Sequence[dict[str, Any]]) -> Counter[str]:
+    """How many entries of a bulk answer each `Cancel.<outcome>` metric counts, as a single cancel would."""
+    return Counter(
+        cancel_metric(entry["outcome"]) if entry["status_code"] == 202 else _METRIC_BY_STATUS[entry["status_code"]]
+        for entry in results
+    )

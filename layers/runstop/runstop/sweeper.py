@@ -24,14 +24,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from runstop import clock
-from runstop.cancel import CancelOutcome, cancel_run
+from runstop.cancel import TRIGGER_SWEEPER, CancelOutcome, cancel_run
 from runstop.errors import StoreUnavailable
 from runstop.status import RunStatus
 from runstop.store import ACTIVE_SHARDS, RunStore
 
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 PENDING_TIMEOUT = "pending_timeout"
-SOURCE = "sweeper"
+SOURCE = TRIGGER_SWEEPER
 
 DEFERRED = "deferred"
 """A candidate not tried because the sweep ran out of time (the next tick sees it again)."""
