@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help install run test test-unit test-integration lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
+.PHONY: help install checkov checkov-lock smoke token run test test-unit test-integration lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,7 +29,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: .venv/.synced node_modules/.installed ## install Python packages (uv.lock) and DynamoDB Local (package-lock.json)
+# checkov pins older versions of packages the project also uses (urllib3, packaging...), so it
+# lives in an environment of its own, pinned by tools/checkov/requirements.txt (make checkov-lock).
+CHECKOV_ENV := .local/checkov
+$(CHECKOV_ENV)/.installed: .local/.uv tools/checkov/requirements.txt
+	$(UV) venv --quiet --allow-existing $(CHECKOV_ENV)
+	$(UV) pip install --quiet --python $(CHECKOV_ENV)/bin/python -r tools/checkov/requirements.txt
+	@touch $@
+
+install: .venv/.synced node_modules/.installed $(CHECKOV_ENV)/.installed ## install Python packages (uv.lock), DynamoDB Local (package-lock.json) and checkov
 
 run: install ## serve the API on http://127.0.0.1:3000 against DynamoDB Local (Ctrl-C stops)
 	$(RUN) python -m runstop_dev run
@@ -60,6 +68,12 @@ pr: fmt lint test ## what a pull request must pass
 
 validate: install ## sam validate --lint (cfn-lint)
 	$(RUN) sam validate --lint
+
+checkov: install ## checkov on template.yaml: every accepted finding is skipped in its resource's Metadata, with the reason
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_ENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact
+
+checkov-lock: .local/.uv ## re-pin checkov's environment after editing tools/checkov/requirements.in
+	$(UV) pip compile tools/checkov/requirements.in --universal --python-version 3.13 -o tools/checkov/requirements.txt --no-header --annotation-style line
 
 build: install ## sam build (needs python3.13 on PATH; pyenv's is picked up by .python-version)
 	$(RUN) sam build
