@@ -102,7 +102,10 @@ class LocalIssuer:
         tenant_claim: str | None = None,
         **claims: Any,
     ) -> str:
-        """An access token for `tenant` (None: no tenant claim), valid from `now` for `ttl` seconds."""
+        """An access token for `tenant` (None: no tenant claim), valid from `now` for `ttl` seconds.
+
+        Extra `claims` are added or replace the defaults; a claim given as None is left out.
+        """
         issued = int(time.time() if now is None else now)
         payload: dict[str, Any] = {
             "iss": self.issuer,
@@ -117,6 +120,7 @@ class LocalIssuer:
         if tenant is not None:
             payload[tenant_claim or template_tenant_claim()] = tenant
         payload.update(claims)
+        payload = {name: value for name, value in payload.items() if value is not None}
         return jwt.encode(payload, self.private_key, algorithm="RS256", headers={"kid": self.public_jwk["kid"]})
 
 
