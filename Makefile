@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help install checkov checkov-lock smoke token run test test-unit test-integration lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
+.PHONY: help install checkov checkov-lock smoke run test test-unit test-integration lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -39,7 +39,7 @@ $(CHECKOV_ENV)/.installed: .local/.uv tools/checkov/requirements.txt
 
 install: .venv/.synced node_modules/.installed $(CHECKOV_ENV)/.installed ## install Python packages (uv.lock), DynamoDB Local (package-lock.json) and checkov
 
-run: install ## serve the API on http://127.0.0.1:3000 against DynamoDB Local (Ctrl-C stops)
+run: install ## serve the API on http://127.0.0.1:3000 against DynamoDB Local (Ctrl-C stops; RUNSTOP_AUTH=jwt: Bearer tokens)
 	$(RUN) python -m runstop_dev run
 
 test: install ## the whole suite: unit (moto), integration (DynamoDB Local), template lint
@@ -83,6 +83,9 @@ schemas: install ## regenerate the JSON Schemas the lean handlers validate with
 
 openapi: install ## regenerate openapi.json (the API contract) from the code
 	$(RUN) python -m runstop_dev openapi
+
+smoke: install ## walk a deployed stack through a run's life: make smoke URL=https://... TOKEN=eyJ...
+	$(RUN) python -m runstop_dev.smoke --url "$(URL)" --token "$(TOKEN)"
 
 sweep: install ## run the stale-run sweeper once on the local table (a running `make run`, or DYNAMODB_ENDPOINT)
 	$(RUN) python -m runstop_dev sweep

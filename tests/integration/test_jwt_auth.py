@@ -11,39 +11,17 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from runstop_dev.jwt_auth import LOCAL_ISSUER, JwtAuthorizer, LocalIssuer, claim_value, template_audiences
-from runstop_dev.local_api import LocalApi
-from runstop_dev.stack import LocalStack
 from tests.integration.support import new_run_id
 
 pytestmark = pytest.mark.integration
 
 UNAUTHORIZED = {"message": "Unauthorized"}
-
-
-@pytest.fixture(scope="session")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> LocalIssuer:
-    """The local issuer, with a key of its own (not the developer's .local/jwt)."""
-    return LocalIssuer(tmp_path_factory.mktemp("jwt"))
-
-
-@pytest.fixture(scope="session")
-def jwt_api(stack: LocalStack, issuer: LocalIssuer) -> Iterator[LocalApi]:
-    with LocalApi(stack.refs, stack.env, port=0, workers=2, quiet=True, issuer=issuer) as served:
-        served.warm()
-        yield served
-
-
-@pytest.fixture(scope="session")
-def client(jwt_api: LocalApi) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=jwt_api.url, timeout=60) as http:
-        yield http
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -67,12 +45,12 @@ def assert_refused_by_the_authorizer(response: httpx.Response, description: str 
     assert response.headers["www-authenticate"] == expected
 
 
-def test_given_a_token_for_a_tenant_when_creating_and_reading_a_run_then_it_is_the_tenants(client, issuer):
+def test_given_a_token_for_a_tenant_when_creating_and_reading_a_run_then_it_is_the_tenants(jwt_client, issuer):
     # Given
     token, run_id = issuer.token("acme-jwt"), new_run_id()
     # When
-    created = client.post("/runs", json={"run_id": run_id}, headers=bearer(token))
-    read = client.get(f"/runs/{run_id}", headers=bearer(token))
+    created = jwt_client.post("/runs", json={"run_id": run_id}, headers=bearer(token))
+    read = jwt_client.get(f"/runs/{run_id}", headers=bearer(token))
     # Then
     assert created.status_code == 201, created.text
     assert created.json()["tenant_id"] == "acme-jwt"
@@ -80,39 +58,41 @@ def test_given_a_token_for_a_tenant_when_creating_and_reading_a_run_then_it_is_t
     assert read.json()["run_id"] == run_id
 
 
-def test_given_a_token_without_bearer_prefix_when_called_then_it_is_accepted_as_api_gateway_does(client, issuer):
+def test_given_a_token_without_bearer_prefix_when_called_then_it_is_accepted_as_api_gateway_does(jwt_client, issuer):
     # When
-    response = client.get("/runs", headers={"Authorization": issuer.token("acme-jwt")})
+    response = jwt_client.get("/runs", headers={"Authorization": issuer.token("acme-jwt")})
     # Then
     assert response.status_code == 200
 
 
-def test_given_a_token_and_an_x_tenant_id_header_when_called_then_only_the_token_counts(client, issuer):
+def test_given_a_token_and_an_x_tenant_id_header_when_called_then_only_the_token_counts(jwt_client, issuer):
     # Given
     run_id = new_run_id()
     headers = {**bearer(issuer.token("acme-jwt")), "X-Tenant-Id": "globex-jwt"}
     # When
-    created = client.post("/runs", json={"run_id": run_id}, headers=headers)
+    created = jwt_client.post("/runs", json={"run_id": run_id}, headers=headers)
     # Then
     assert created.json()["tenant_id"] == "acme-jwt"
 
 
-def test_given_a_cognito_style_access_token_with_client_id_and_no_aud_then_client_id_is_the_audience(client, issuer):
+def test_given_a_cognito_style_access_token_with_client_id_and_no_aud_then_client_id_is_the_audience(
+    jwt_client, issuer
+):
     # Given: Cognito access tokens carry client_id, not aud
     token = issuer.token("acme-jwt", aud=None, client_id=template_audiences()[0])
     # When
-    response = client.get("/runs", headers=bearer(token))
+    response = jwt_client.get("/runs", headers=bearer(token))
     # Then
     assert response.status_code == 200, response.text
 
 
-def test_given_a_token_without_the_tenant_claim_when_called_then_the_function_answers_401_problem(client, issuer):
+def test_given_a_token_without_the_tenant_claim_when_called_then_the_function_answers_401_problem(jwt_client, issuer):
     # Given: a token API Gateway accepts (signature, issuer, audience, times are fine)
     token = issuer.token(None)
     # When
     responses = [
-        client.post("/runs", json={"run_id": new_run_id()}, headers=bearer(token)),
-        client.post(f"/runs/{new_run_id()}/cancel", headers=bearer(token)),
+        jwt_client.post("/runs", json={"run_id": new_run_id()}, headers=bearer(token)),
+        jwt_client.post(f"/runs/{new_run_id()}/cancel", headers=bearer(token)),
     ]
     # Then: the authorizer let it through, and the function refused it with a problem document
     for response in responses:
@@ -122,22 +102,24 @@ def test_given_a_token_without_the_tenant_claim_when_called_then_the_function_an
         assert "www-authenticate" not in response.headers
 
 
-def test_given_another_tenants_token_when_reading_and_cancelling_a_run_then_it_is_absent_and_untouched(client, issuer):
+def test_given_another_tenants_token_when_reading_and_cancelling_a_run_then_it_is_absent_and_untouched(
+    jwt_client, issuer
+):
     # Given: acme's running run
     acme, globex, run_id = bearer(issuer.token("acme-jwt")), bearer(issuer.token("globex-jwt")), new_run_id()
-    assert client.post("/runs", json={"run_id": run_id}, headers=acme).status_code == 201
-    assert client.post(f"/runs/{run_id}/start", headers=acme).status_code == 200
+    assert jwt_client.post("/runs", json={"run_id": run_id}, headers=acme).status_code == 201
+    assert jwt_client.post(f"/runs/{run_id}/start", headers=acme).status_code == 200
     # When: globex reads, cancels, heartbeats and lists
-    read = client.get(f"/runs/{run_id}", headers=globex)
-    cancelled = client.post(f"/runs/{run_id}/cancel", headers=globex)
-    heartbeat = client.post(f"/runs/{run_id}/heartbeat", headers=globex)
-    listed = client.get("/runs", headers=globex)
+    read = jwt_client.get(f"/runs/{run_id}", headers=globex)
+    cancelled = jwt_client.post(f"/runs/{run_id}/cancel", headers=globex)
+    heartbeat = jwt_client.post(f"/runs/{run_id}/heartbeat", headers=globex)
+    listed = jwt_client.get("/runs", headers=globex)
     # Then: globex sees no such run, and acme's run still runs
     assert read.status_code == 404
     assert (cancelled.status_code, cancelled.json()["outcome"]) == (202, "absent")
     assert heartbeat.status_code == 404
     assert run_id not in [run["run_id"] for run in listed.json()["items"]]
-    assert client.get(f"/runs/{run_id}", headers=acme).json()["status"] == "running"
+    assert jwt_client.get(f"/runs/{run_id}", headers=acme).json()["status"] == "running"
 
 
 NOW = time.time()
@@ -181,7 +163,7 @@ NOW = time.time()
     ],
 )
 def test_given_a_token_api_gateway_would_refuse_when_called_then_401_unauthorized_and_nothing_runs(
-    client, issuer, tmp_path: Path, case, make_token, description
+    jwt_client, issuer, tmp_path: Path, case, make_token, description
 ):
     # Given: another issuer with the same iss but its own key
     other = LocalIssuer(tmp_path / "other")
@@ -189,12 +171,12 @@ def test_given_a_token_api_gateway_would_refuse_when_called_then_401_unauthorize
     run_id = new_run_id()
     # When
     headers = bearer(token) if token else {}
-    created = client.post("/runs", json={"run_id": run_id}, headers=headers)
-    cancelled = client.post(f"/runs/{run_id}/cancel", headers=headers)
+    created = jwt_client.post("/runs", json={"run_id": run_id}, headers=headers)
+    cancelled = jwt_client.post(f"/runs/{run_id}/cancel", headers=headers)
     # Then: API Gateway's answer, and no function ran (the run was never created)
     assert_refused_by_the_authorizer(created, description)
     assert_refused_by_the_authorizer(cancelled, description)
-    assert client.get(f"/runs/{run_id}", headers=bearer(issuer.token("acme-jwt"))).status_code == 404
+    assert jwt_client.get(f"/runs/{run_id}", headers=bearer(issuer.token("acme-jwt"))).status_code == 404
 
 
 def test_given_a_token_when_authorized_then_the_claims_are_strings_as_api_gateway_passes_them(jwt_api, issuer):
@@ -213,10 +195,10 @@ def test_given_a_token_when_authorized_then_the_claims_are_strings_as_api_gatewa
     assert claim_value("x") == "x"
 
 
-def test_the_runner_serves_the_issuers_jwks_and_discovery_document(client, jwt_api, issuer):
+def test_the_runner_serves_the_issuers_jwks_and_discovery_document(jwt_client, jwt_api, issuer):
     # When
-    jwks = client.get("/.well-known/jwks.json").json()
-    discovery = client.get("/.well-known/openid-configuration").json()
+    jwks = jwt_client.get("/.well-known/jwks.json").json()
+    discovery = jwt_client.get("/.well-known/openid-configuration").json()
     # Then
     assert jwks == issuer.jwks()
     assert discovery["issuer"] == LOCAL_ISSUER
