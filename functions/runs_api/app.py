@@ -5,28 +5,43 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runstop import bulk, idempotency, runs
-from runstop.api import IdempotencyKeyHeader, RunIdPath, build_resolver, current_tenant, route_responses
 from runstop.cursor import MAX_CURSOR_LENGTH
 from runstop.metric_names import TRIGGER_BULK, TRIGGER_DIMENSION
-from runstop.models import BulkCancelRequest, BulkCancelResponse, CompleteRunRequest, CreateRunRequest, Run, RunPage
+from runstop.models import (
+    BulkCancelRequest,
+    BulkCancelResponse,
+    CompleteRunRequest,
+    CreateRunRequest,
+    Run,
+    RunPage,
+    WorkerRequest,
+)
+from runstop.resolver import IdempotencyKeyHeader, RunIdPath, build_resolver, current_tenant, route_responses
+from runstop.settings import settings
 from runstop.status import RunStatus
 from runstop.store import run_store
 
 logger = Logger()
 metrics = Metrics()
 app = build_resolver()
+settings()  # a missing TABLE_NAME fails the first cold start, with its name, not a later request
 
 StatusQuery = Annotated[RunStatus | None, Query(description="Only runs in this status.")]
 LimitQuery = Annotated[int, Query(ge=1, le=runs.MAX_PAGE_SIZE, description="Runs per page.")]
+WorkerBody = Annotated[WorkerRequest | None, Body(description="Optional: which worker calls.")]
 CursorQuery = Annotated[
     str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page, unchanged.")
 ]
+
+
+def _worker(body: WorkerRequest | None) -> str | None:
+    return None if body is None else body.worker_id
 
 
 @app.post(
@@ -59,7 +74,6 @@ def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = N
             key,
             body.model_dump(mode="json"),
             lambda: runs.create_run_for_key(run_store(), tenant_id, key, body.run_id, body.metadata),
-            app.lambda_context,
         )
     return Response(status_code=201, body=Run.model_validate(run), content_type="application/json")
 
@@ -86,7 +100,12 @@ def list_runs(
 )
 def bulk_cancel(body: BulkCancelRequest, idempotency_key: IdempotencyKeyHeader = None) -> BulkCancelResponse:
     results = bulk.cancel_many(
-        run_store(), current_tenant(app), body.run_ids, reason=body.reason, idempotency_key=idempotency_key
+        run_store(),
+        current_tenant(app),
+        body.run_ids,
+        reason=body.reason,
+        idempotency_key=idempotency_key,
+        remaining_ms=app.lambda_context.get_remaining_time_in_millis,
     )
     metrics.add_dimension(name=TRIGGER_DIMENSION, value=TRIGGER_BULK)
     for name, count in bulk.metric_counts(results).items():
@@ -102,31 +121,36 @@ def get_run(run_id: RunIdPath) -> Run:
 @app.post(
     "/runs/<run_id>/start",
     summary="Worker: pending -> running",
-    responses=route_responses(200, Run, "The run, now running.", 404, 409),
+    description="Stores worker_id (generated when absent) as the run's holder. Repeating it with the same "
+    "worker_id while that worker runs the run answers 200 with the run; another worker gets 409 with run_status "
+    "and the holder's worker_id.",
+    responses=route_responses(200, Run, "The run, now running.", 404, 409, 415, 422),
 )
-def start_run(run_id: RunIdPath) -> Run:
-    return Run.model_validate(runs.start_run(run_store(), current_tenant(app), run_id))
+def start_run(run_id: RunIdPath, body: WorkerBody = None) -> Run:
+    return Run.model_validate(runs.start_run(run_store(), current_tenant(app), run_id, _worker(body)))
 
 
 @app.post(
     "/runs/<run_id>/heartbeat",
     summary="Worker: I am alive",
-    description="A 409 carries run_status: the run is no longer running and the worker must stop "
+    description="With worker_id, only the holder may heartbeat. A 409 carries run_status (and, when interrupted, "
+    "cancel): the run is no longer running and the worker must stop "
     "(and, if it is interrupted, acknowledge with POST /runs/{run_id}/stopped).",
-    responses=route_responses(200, Run, "The run, heartbeat_at updated.", 404, 409),
+    responses=route_responses(200, Run, "The run, heartbeat_at updated.", 404, 409, 415, 422),
 )
-def heartbeat_run(run_id: RunIdPath) -> Run:
-    return Run.model_validate(runs.heartbeat_run(run_store(), current_tenant(app), run_id))
+def heartbeat_run(run_id: RunIdPath, body: WorkerBody = None) -> Run:
+    return Run.model_validate(runs.heartbeat_run(run_store(), current_tenant(app), run_id, _worker(body)))
 
 
 @app.post(
     "/runs/<run_id>/complete",
     summary="Worker: running -> success | error | timeout",
-    description="A completion that arrives after a cancel is refused with 409; it never overwrites the cancel.",
+    description="A completion that arrives after a cancel is refused with 409; it never overwrites the cancel. "
+    "Completing again with the status the run already has answers 200 with the run, unchanged.",
     responses=route_responses(200, Run, "The finished run.", 404, 409, 415, 422),
 )
 def complete_run(run_id: RunIdPath, body: CompleteRunRequest) -> Run:
-    run = runs.complete_run(run_store(), current_tenant(app), run_id, RunStatus(body.status))
+    run = runs.complete_run(run_store(), current_tenant(app), run_id, RunStatus(body.status), body.worker_id)
     return Run.model_validate(run)
 
 
@@ -141,14 +165,16 @@ def complete_run(run_id: RunIdPath, body: CompleteRunRequest) -> Run:
         "The run with stopped_at.",
         404,
         409,
+        415,
         notes={409: "The run is not interrupted; run_status says what it is."},
     ),
 )
-def acknowledge_stop(run_id: RunIdPath) -> Run:
-    return Run.model_validate(runs.acknowledge_stop(run_store(), current_tenant(app), run_id))
+def acknowledge_stop(run_id: RunIdPath, body: WorkerBody = None) -> Run:
+    return Run.model_validate(runs.acknowledge_stop(run_store(), current_tenant(app), run_id, _worker(body)))
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.config.register_lambda_context(context)
     return app.resolve(event, context)

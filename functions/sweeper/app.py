@@ -11,6 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runstop.metric_names import SWEEP_PREFIX, SWEEP_READ_UNITS, TRIGGER_DIMENSION, TRIGGER_SWEEPER
+from runstop.settings import settings
 from runstop.store import run_store
 from runstop.sweeper import StoppedRun, SweepPolicy, sweep
 
@@ -28,7 +29,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # Per invocation: Metrics state is process-wide.
     metrics.add_dimension(name=TRIGGER_DIMENSION, value=TRIGGER_SWEEPER)
     summary = sweep(
-        run_store(), SweepPolicy.from_env(), remaining_ms=context.get_remaining_time_in_millis, on_stopped=_stopped
+        run_store(),
+        SweepPolicy.from_settings(settings()),
+        remaining_ms=context.get_remaining_time_in_millis,
+        on_stopped=_stopped,
     )
     for outcome, count in summary.outcomes.items():
         metrics.add_metric(name=SWEEP_PREFIX + outcome, unit=MetricUnit.Count, value=count)

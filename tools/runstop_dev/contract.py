@@ -3,8 +3,8 @@ the OpenAPI document (openapi.json), both written from code and checked against 
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -14,10 +14,11 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from runstop.api import IdempotencyKeyHeader, RunIdPath, route_responses
 from runstop.models import CancelAccepted, CancelRequest
+from runstop.resolver import IdempotencyKeyHeader, RunIdPath, route_responses
 from runstop.stop_wait import MAX_WAIT_SECONDS
-from runstop_dev.template import REPO_ROOT, function
+from runstop_dev.handlers import load_function_module
+from runstop_dev.template import REPO_ROOT, function, function_environment
 
 if TYPE_CHECKING:
     from runstop_dev.local_api import ExtraRoute
@@ -60,12 +61,12 @@ def write_schemas() -> list[Path]:
 def _runs_api_resolver() -> APIGatewayHttpResolver:
     """A private copy of the runs API's resolver, so the documentation-only route added to it
     never reaches the module the handlers and tests use."""
-    fn = function("RunsApiFunction")
-    spec = importlib.util.spec_from_file_location("runstop_openapi.RunsApiFunction", fn.code_dir / f"{fn.module}.py")
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {fn.code_dir}/{fn.module}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from runstop_dev.stack import local_refs
+
+    # Its settings are read at import, as in Lambda: give it the environment the template gives it.
+    for name, value in function_environment("RunsApiFunction", local_refs()).items():
+        os.environ.setdefault(name, value)
+    module = load_function_module(function("RunsApiFunction"), name="runstop_openapi.RunsApiFunction", fresh=True)
     app: APIGatewayHttpResolver = module.app
     return app
 

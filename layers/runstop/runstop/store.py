@@ -7,57 +7,45 @@ exists anywhere; on a failed condition the item comes back in the same round tri
 
 from __future__ import annotations
 
-import os
-import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from runstop.config import settings
-from runstop.errors import RunAlreadyExists, StoreUnavailable
-from runstop.status import RunStatus
+from runstop.errors import InvalidInput, RunAlreadyExists, StoreUnavailable
+from runstop.item_codec import deserialize_item, serialize
+from runstop.settings import settings
+from runstop.status import Change, Transition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-ACTIVE_SHARDS = 8
-"""Partitions of the sparse active-runs index, so the sweeper's reads spread out."""
-
-# Errors that outlast botocore's standard retries and say nothing about the write's fate.
-_TRANSIENT_CODES = frozenset(
+# Error codes that say the request was throttled: nothing is known of the write's fate.
+_THROTTLING_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
         "ThrottlingException",
         "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
         "LimitExceededException",
+        "TransactionConflictException",
+        "TransactionInProgressException",
     }
 )
-
-# Attributes that exist only for indexes and housekeeping, never shown to clients.
-INTERNAL_ATTRIBUTES = frozenset({"created_key", "tenant_status", "active_pk", "sweep_at", "expires_at"})
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 def client_config() -> Config:
     """Standard retry mode with short timeouts: a stuck call must become a 503, not a hang."""
+    config = settings()
     return Config(
         # total_max_attempts counts the first try, as AWS_MAX_ATTEMPTS does; botocore's
         # max_attempts would count retries only (3 -> 4 requests).
-        retries={"mode": "standard", "total_max_attempts": int(os.environ.get("DYNAMODB_MAX_ATTEMPTS", "3"))},
-        connect_timeout=float(os.environ.get("DYNAMODB_CONNECT_TIMEOUT", "1")),
-        read_timeout=float(os.environ.get("DYNAMODB_READ_TIMEOUT", "2")),
+        retries={"mode": "standard", "total_max_attempts": config.dynamodb_max_attempts},
+        connect_timeout=config.dynamodb_connect_timeout,
+        read_timeout=config.dynamodb_read_timeout,
         tcp_keepalive=True,
         # Bulk cancel decides up to 16 runs at once on this one client (runstop.bulk).
         max_pool_connections=16,
@@ -85,74 +73,29 @@ class ConditionFailed(Exception):
         self.item = item
 
 
-def serialize(value: Any) -> Any:
-    """A Python value as a DynamoDB attribute value (boto3's own serializer).
-
-    Plain strings, the bulk of every update, skip the serializer's chain of type checks:
-    the answer is the same and the warm cancel path is measurably shorter (bench row 4).
-    """
-    if type(value) is str:
-        return {"S": value}
-    if value is None:
-        return {"NULL": True}
-    if type(value) is dict:
-        return {"M": {key: serialize(item) for key, item in value.items()}}
-    return _serializer.serialize(_to_dynamo(value))
-
-
-def deserialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deserialize(v) for k, v in item.items()}
-
-
-def _deserialize(value: Mapping[str, Any]) -> Any:
-    # Same shortcut for strings on the way back; everything else goes through boto3's.
-    if len(value) == 1 and "S" in value:
-        return value["S"]
-    return _from_dynamo(_deserializer.deserialize(value))  # type: ignore[arg-type]
-
-
-def _to_dynamo(value: Any) -> Any:
-    """DynamoDB numbers are Decimals; floats must be converted exactly, not rounded by float."""
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_dynamo(v) for v in value]
-    return value
-
-
-def _from_dynamo(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    return value
-
-
-def active_shard_key(status: str, tenant_id: str, run_id: str) -> str:
-    """Sparse-index partition for an active run; absent once the run is no longer active."""
-    shard = zlib.crc32(f"{tenant_id}/{run_id}".encode()) % ACTIVE_SHARDS
-    return f"{status}#{shard}"
-
-
-def public_view(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The run as clients see it: index and housekeeping attributes removed."""
-    return {k: v for k, v in item.items() if k not in INTERNAL_ATTRIBUTES}
-
-
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn throttling and connectivity failures into StoreUnavailable (HTTP 503)."""
+    """Failures that outlast botocore's retries, as the domain's answers to them.
+
+    Any answer of HTTP status 500 or more, any throttling code, and any failure to get an answer
+    at all (connection, timeout, a body that cannot be read) is StoreUnavailable (503 +
+    Retry-After): nothing can be said of the write. A ValidationException is DynamoDB refusing
+    the request's data, InvalidInput (400) with its reason. Anything else is a bug (500).
+    """
     try:
         yield
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in _TRANSIENT_CODES:
-            raise StoreUnavailable(str(error)) from error
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        code = error.response.get("Error", {}).get("Code")
+        if status >= 500 or code in _THROTTLING_CODES:
+            raise StoreUnavailable(str(error), throttled=code in _THROTTLING_CODES) from error
+        if code == "ValidationException":
+            message = error.response.get("Error", {}).get("Message", "")
+            raise InvalidInput(f"DynamoDB cannot store this request's data: {message}") from error
         raise
-    except (BotocoreConnectionError, HTTPClientError) as error:
+    except ParamValidationError as error:
+        raise InvalidInput(f"the request's data cannot be sent to DynamoDB: {error}") from error
+    except BotoCoreError as error:
         raise StoreUnavailable(str(error)) from error
 
 
@@ -167,26 +110,29 @@ class RunStore:
     def key(tenant_id: str, run_id: str) -> dict[str, Any]:
         return {"tenant_id": {"S": tenant_id}, "run_id": {"S": run_id}}
 
-    def get(self, tenant_id: str, run_id: str) -> dict[str, Any] | None:
-        """Strongly consistent read: the authoritative state, never a stale replica."""
+    def get(self, tenant_id: str, run_id: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        """Strongly consistent by default: the authoritative state, never a stale replica. An
+        eventually consistent read (half the read units) serves where any final status decides."""
         with translate_errors():
             response = self.client.get_item(
-                TableName=self.table_name, Key=self.key(tenant_id, run_id), ConsistentRead=True
+                TableName=self.table_name, Key=self.key(tenant_id, run_id), ConsistentRead=consistent
             )
         item = response.get("Item")
         return deserialize_item(item) if item else None
 
     def put_new(self, item: Mapping[str, Any]) -> None:
-        """Create a run; raises RunAlreadyExists rather than overwrite one."""
+        """Create a run; raises RunAlreadyExists (with the run as stored) rather than overwrite one."""
         with translate_errors():
             try:
                 self.client.put_item(
                     TableName=self.table_name,
                     Item={k: serialize(v) for k, v in item.items() if v is not None},
                     ConditionExpression="attribute_not_exists(run_id)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except self.client.exceptions.ConditionalCheckFailedException as error:
-                raise RunAlreadyExists(str(item["run_id"])) from error
+                old: Mapping[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
+                raise RunAlreadyExists(str(item["run_id"]), deserialize_item(old) if old else None) from error
 
     def active_page(
         self, partition: str, *, before: str, limit: int, start_key: Mapping[str, Any] | None = None
@@ -209,19 +155,19 @@ class RunStore:
         units = float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
         return ActivePage(keys, response.get("LastEvaluatedKey"), units)
 
-    def transition(
+    def apply(
         self,
         tenant_id: str,
         run_id: str,
+        transition: Transition,
+        change: Change,
         *,
-        from_statuses: Iterable[str],
-        set_values: Mapping[str, Any],
-        remove: Iterable[str] = (),
-        extra_condition: str | None = None,
+        condition: str | None = None,
         condition_values: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One conditional UpdateItem: apply only if the status is one of `from_statuses`
-        (and `extra_condition`, whose `:placeholders` take `condition_values`, holds too).
+        """One conditional UpdateItem: `change` applies only if the run's status is one of the
+        transition's sources and its guard (and `condition`, whose `:placeholders` take
+        `condition_values`) holds.
 
         Returns the run after the update; raises ConditionFailed with the run as it was.
         """
@@ -229,30 +175,27 @@ class RunStore:
         values: dict[str, Any] = {":one": {"N": "1"}}
         values.update({placeholder: serialize(value) for placeholder, value in (condition_values or {}).items()})
         sets = ["version = version + :one"]
-        for i, (attr, value) in enumerate(set_values.items()):
+        for i, (attr, value) in enumerate(change.set.items()):
             names[f"#s{i}"] = attr
             values[f":s{i}"] = serialize(value)
             sets.append(f"#s{i} = :s{i}")
         allowed = []
-        for i, status in enumerate(sorted(from_statuses)):
+        for i, status in enumerate(sorted(transition.sources)):
             values[f":from{i}"] = {"S": str(status)}
             allowed.append(f":from{i}")
-        condition = f"#status IN ({', '.join(allowed)})"
-        if extra_condition:
-            condition = f"{condition} AND {extra_condition}"
+        clauses = [f"#status IN ({', '.join(allowed)})", transition.guard, condition]
         expression = "SET " + ", ".join(sets)
-        removed = list(remove)
-        if removed:
-            for i, attr in enumerate(removed):
+        if change.remove:
+            for i, attr in enumerate(change.remove):
                 names[f"#r{i}"] = attr
-            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(change.remove)))
         with translate_errors():
             try:
                 response = self.client.update_item(
                     TableName=self.table_name,
                     Key=self.key(tenant_id, run_id),
                     UpdateExpression=expression,
-                    ConditionExpression=condition,
+                    ConditionExpression=" AND ".join(c for c in clauses if c),
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
@@ -321,14 +264,8 @@ def reset_caches() -> None:
 
 __all__ = [
     "ACTIVE_INDEX",
-    "ACTIVE_SHARDS",
     "ActivePage",
     "ConditionFailed",
-    "RunStatus",
     "RunStore",
-    "active_shard_key",
-    "deserialize_item",
-    "public_view",
     "run_store",
-    "serialize",
 ]

@@ -1,4 +1,4 @@
-"""The validating HTTP resolver shared by the runs API: routing, request validation and
+"""The runs API's Powertools resolver (validating, pydantic): routing, request validation and
 the map from exceptions to problem documents live here so routes stay a few lines."""
 
 from __future__ import annotations
@@ -19,18 +19,10 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
 from runstop.errors import RunstopError
-from runstop.http import (
-    JSON_CONTENT_TYPE,
-    MAX_IDEMPOTENCY_KEY,
-    PROBLEM_CONTENT_TYPE,
-    RUN_ID_PATTERN,
-    is_json_media_type,
-    problem,
-    problem_for,
-    tenant_from_event,
-    unsupported_media_type,
-)
+from runstop.ids import RUN_ID_PATTERN
+from runstop.lean_http import JSON_CONTENT_TYPE, MAX_IDEMPOTENCY_KEY, is_json_media_type, tenant_from_event
 from runstop.models import Problem
+from runstop.problems import PROBLEM_CONTENT_TYPE, problem, problem_for, unsupported_media_type
 
 logger = Logger(child=True)
 
@@ -137,6 +129,20 @@ def build_resolver() -> APIGatewayHttpResolver:
     def _undecodable(_: UnicodeDecodeError) -> Response[Any]:
         detail = "the body is not valid JSON (not UTF-8 text)"
         return _problem_response(_refusal(app) or problem(400, "Bad request", detail, "bad-request"))
+
+    # Python's JSON parser gives up on bodies nested thousands deep; no request here is like that.
+    @app.exception_handler(RecursionError)
+    def _too_deep(_: RecursionError) -> Response[Any]:
+        return _problem_response(
+            _refusal(app) or problem(400, "Bad request", "the body is nested too deeply", "bad-request")
+        )
+
+    # Powertools parses a multipart body before any middleware runs, and raises ValueError when
+    # its boundary is missing: such a body is refused for its media type like any non-JSON one.
+    @app.exception_handler(ValueError)
+    def _unparsable(error: ValueError) -> Response[Any]:
+        refusal = _refusal(app)
+        return _problem_response(refusal) if refusal else _unexpected(error)
 
     @app.exception_handler(RunstopError)
     def _domain(error: RunstopError) -> Response[Any]:
