@@ -66,8 +66,9 @@ typecheck: install
 
 pr: fmt lint test ## what a pull request must pass
 
-validate: install ## sam validate --lint (cfn-lint)
+validate: install ## sam validate --lint (cfn-lint): template.yaml, and the Cognito issuer of docs/deploying.md
 	$(RUN) sam validate --lint
+	$(RUN) sam validate --lint --template-file deploy/cognito.yaml
 
 checkov: install ## checkov on template.yaml: every accepted finding is skipped in its resource's Metadata, with the reason
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_ENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact
