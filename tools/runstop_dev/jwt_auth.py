@@ -55,8 +55,8 @@ def template_tenant_claim() -> str:
 class LocalIssuer:
     """An RSA key kept in `key_dir` (made on first use), the JWKS that publishes it, and tokens it signs."""
 
-    def __init__(self, key_dir: Path = KEY_DIR, issuer: str = LOCAL_ISSUER) -> None:
-        self.key_dir = key_dir
+    def __init__(self, key_dir: Path | None = None, issuer: str = LOCAL_ISSUER) -> None:
+        self.key_dir = key_dir or KEY_DIR
         self.issuer = issuer
 
     @cached_property
