@@ -430,9 +430,9 @@ def test_the_runs_table_cannot_be_deleted_by_accident():
 
 
 def test_the_runs_api_may_query_only_the_indexes_listing_reads():
-    # Given: the indexes GET /runs really queries, with and without a status filter
+    # Given: the indexes GET /runs really queries, with every filter it takes
     from runstop import runs
-    from runstop.status import RunStatus
+    from runstop.status import RunStatus, StopPhase
     from runstop.store import run_store
     from tests.unit.support import moto_tables
 
@@ -443,7 +443,10 @@ def test_the_runs_api_may_query_only_the_indexes_listing_reads():
             "provide-client-params.dynamodb.Query", lambda params, **_: queried.append(params["IndexName"])
         )
         runs.list_runs(store, "acme")
-        runs.list_runs(store, "acme", status=RunStatus.RUNNING)
+        for status in RunStatus:
+            runs.list_runs(store, "acme", status=status)
+        for phase in StopPhase:
+            runs.list_runs(store, "acme", stop=phase)
     # Then: the role allows Query on exactly those, and never on the table itself
     props = _resources("AWS::Serverless::Function")["RunsApiFunction"]["Properties"]
     statements = [s for policy in props["Policies"] for s in policy["Statement"]]

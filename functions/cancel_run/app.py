@@ -38,7 +38,12 @@ def _count(name: str) -> None:
 def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     call = CancelCall.from_event(event)
     decision = cancel_run(
-        run_store(), call.tenant_id, call.run_id, reason=call.reason, idempotency_key=call.idempotency_key
+        run_store(),
+        call.tenant_id,
+        call.run_id,
+        reason=call.reason,
+        idempotency_key=call.idempotency_key,
+        force=call.force,
     )
     _count(cancel_metric(decision.outcome.value))
     # The decision rides on the EMF line printed anyway (searchable in Logs Insights): a

@@ -17,13 +17,17 @@ from runstop.metric_names import (
     CANCEL_STORE_UNAVAILABLE,
     CANCEL_TRIGGERS,
     SERVICE_DIMENSION,
+    STOP_LATENCY,
+    STOP_OVERDUE,
+    STOP_TRIGGERS,
     TRIGGER_API,
     TRIGGER_BULK,
     TRIGGER_DIMENSION,
     TRIGGER_EVENTBRIDGE,
     TRIGGER_SQS,
 )
-from runstop_dev.handlers import LambdaContext, load_handler
+from runstop.sweeper import OverdueRun
+from runstop_dev.handlers import LambdaContext, load_handler, load_module
 from tests.helpers import api_event
 from tests.unit.conftest import throttled
 from tests.unit.support import TENANT, seed_run
@@ -101,3 +105,34 @@ def test_given_dynamodb_throttling_when_any_trigger_cancels_then_it_counts_store
     assert (CANCEL_STORE_UNAVAILABLE, {SERVICE_DIMENSION: "runstop", TRIGGER_DIMENSION: trigger}) in _emitted(
         capsys.readouterr().out
     )
+
+
+@pytest.mark.parametrize("trigger", CANCEL_TRIGGERS)
+def test_given_a_run_cancelled_by_a_trigger_when_its_worker_acknowledges_then_stop_latency_counts_under_that_trigger(
+    aws, store, capsys, monkeypatch, trigger
+):
+    # Given: a running run, interrupted through the trigger
+    seed_run(store, RUN, "running")
+    _cancel_through(trigger, monkeypatch)()
+    acknowledge = load_handler("RunsApiFunction")
+    capsys.readouterr()
+    # When
+    response = acknowledge(api_event("POST", f"/runs/{RUN}/stopped", tenant=TENANT), LambdaContext())
+    # Then
+    assert response["statusCode"] == 200, response
+    emitted = _emitted(capsys.readouterr().out)
+    assert (STOP_LATENCY, {SERVICE_DIMENSION: "runstop", TRIGGER_DIMENSION: trigger}) in emitted
+
+
+@pytest.mark.parametrize("trigger", STOP_TRIGGERS)
+def test_given_an_overdue_run_when_the_sweeper_marks_it_then_stop_overdue_counts_under_the_trigger_that_cancelled_it(
+    capsys, trigger
+):
+    # Given
+    sweeper = load_module("SweeperFunction")
+    run = OverdueRun(TENANT, RUN, worker_id="w1", reason="x", stop_deadline="2026-01-01T00:00:00Z", source=trigger)
+    # When
+    sweeper._overdue(run)
+    # Then
+    emitted = _emitted(capsys.readouterr().out)
+    assert (STOP_OVERDUE, {SERVICE_DIMENSION: "runstop", TRIGGER_DIMENSION: trigger}) in emitted

@@ -53,6 +53,7 @@ def cancel_many(
     reason: str | None = None,
     idempotency_key: str | None = None,
     source: str = TRIGGER_BULK,
+    force: bool = False,
     remaining_ms: Callable[[], int] | None = None,
 ) -> list[dict[str, Any]]:
     """Cancel each distinct id once; invalid ids and store failures are reported per id.
@@ -67,7 +68,14 @@ def cancel_many(
     def decide(run_id: str) -> dict[str, Any]:
         try:
             decision = cancel_run(
-                store, tenant_id, run_id, reason=reason, idempotency_key=idempotency_key, source=source, at=at
+                store,
+                tenant_id,
+                run_id,
+                reason=reason,
+                idempotency_key=idempotency_key,
+                source=source,
+                force=force,
+                at=at,
             )
         except StoreUnavailable:
             return _undecided(run_id)

@@ -134,6 +134,7 @@ def decide(
             reason=message.reason,
             idempotency_key=f"{trigger}:{origin_id}",
             source=trigger,
+            force=message.force,
         )
     except StoreUnavailable:
         metrics.add_metric(name=CANCEL_STORE_UNAVAILABLE, unit=MetricUnit.Count, value=1)
