@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help install run test test-unit test-integration faults fuzz lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
+.PHONY: help install checkov checkov-lock smoke run test test-unit test-integration faults fuzz lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,9 +29,17 @@ node_modules/.installed: package.json package-lock.json
 	@npm ci --no-audit --no-fund --loglevel=error >&2
 	@touch $@
 
-install: .venv/.synced node_modules/.installed ## install Python packages (uv.lock) and DynamoDB Local (package-lock.json)
+# checkov pins older versions of packages the project also uses (urllib3, packaging...), so it
+# lives in an environment of its own, pinned by tools/checkov/requirements.txt (make checkov-lock).
+CHECKOV_ENV := .local/checkov
+$(CHECKOV_ENV)/.installed: .local/.uv tools/checkov/requirements.txt
+	$(UV) venv --quiet --allow-existing $(CHECKOV_ENV)
+	$(UV) pip install --quiet --python $(CHECKOV_ENV)/bin/python -r tools/checkov/requirements.txt
+	@touch $@
 
-run: install ## serve the API on http://127.0.0.1:3000 against DynamoDB Local (Ctrl-C stops)
+install: .venv/.synced node_modules/.installed $(CHECKOV_ENV)/.installed ## install Python packages (uv.lock), DynamoDB Local (package-lock.json) and checkov
+
+run: install ## serve the API on http://127.0.0.1:3000 against DynamoDB Local (Ctrl-C stops; RUNSTOP_AUTH=jwt: Bearer tokens)
 	$(RUN) python -m runstop_dev run
 
 test: install ## the whole suite: unit (moto), integration (DynamoDB Local, the docs' examples), template lint
@@ -69,8 +77,15 @@ typecheck: install
 
 pr: fmt lint test ## what a pull request must pass
 
-validate: install ## sam validate --lint (cfn-lint)
+validate: install ## sam validate --lint (cfn-lint): template.yaml, and the Cognito issuer of docs/deploying.md
 	$(RUN) sam validate --lint
+	$(RUN) sam validate --lint --template-file deploy/cognito.yaml
+
+checkov: install ## checkov on template.yaml: every accepted finding is skipped in its resource's Metadata, with the reason
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_ENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact
+
+checkov-lock: .local/.uv ## re-pin checkov's environment after editing tools/checkov/requirements.in
+	$(UV) pip compile tools/checkov/requirements.in --universal --python-version 3.13 -o tools/checkov/requirements.txt --no-header --annotation-style line
 
 build: install ## sam build (needs python3.13 on PATH; pyenv's is picked up by .python-version)
 	$(RUN) sam build
@@ -80,6 +95,9 @@ schemas: install ## regenerate the JSON Schemas the lean handlers validate with
 
 openapi: install ## regenerate openapi.json (the API contract) from the code
 	$(RUN) python -m runstop_dev openapi
+
+smoke: install ## walk a deployed stack through a run's life: make smoke URL=https://... TOKEN=eyJ...
+	$(RUN) python -m runstop_dev.smoke --url "$(URL)" --token "$(TOKEN)"
 
 sweep: install ## run the stale-run sweeper once on the local table (a running `make run`, or DYNAMODB_ENDPOINT)
 	@$(RUN) python -m runstop_dev sweep

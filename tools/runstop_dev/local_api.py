@@ -30,7 +30,16 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from runstop_dev.handlers import LambdaContext, load_function_module
-from runstop_dev.template import Function, HttpRoute, function_environment, function_timeout, http_routes
+from runstop_dev.jwt_auth import (
+    DISCOVERY_PATH,
+    JWKS_PATH,
+    UNAUTHORIZED_BODY,
+    JwtAuthorizer,
+    LocalIssuer,
+    Rejected,
+    template_audiences,
+)
+from runstop_dev.template import Function, HttpRoute, function, function_environment, function_timeout, http_routes
 
 log = logging.getLogger("runstop.local")
 
@@ -124,13 +133,19 @@ def build_event(
     path_params: dict[str, str],
     tenant_claim: str,
     source_ip: str,
+    claims: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API payload-2.0 event, with the JWT claims the authorizer would add."""
+    """An API Gateway HTTP API payload-2.0 event, with the JWT claims the authorizer would add.
+
+    `claims` are those of a checked token (JWT mode); without them, the tenant comes from the
+    X-Tenant-Id header (default 'local') as the only claim (header mode).
+    """
     lowered: dict[str, str] = {}
     for name, value in headers.items():
         key = name.lower()
         lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
-    tenant = lowered.get(TENANT_HEADER, DEFAULT_TENANT)
+    if claims is None:
+        claims = {tenant_claim: lowered.get(TENANT_HEADER, DEFAULT_TENANT)}
     now = datetime.now(UTC)
     event: dict[str, Any] = {
         "version": "2.0",
@@ -141,7 +156,7 @@ def build_event(
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "local",
-            "authorizer": {"jwt": {"claims": {tenant_claim: tenant}, "scopes": None}},
+            "authorizer": {"jwt": {"claims": claims, "scopes": None}},
             "domainName": lowered.get("host", "127.0.0.1"),
             "domainPrefix": "local",
             "http": {
@@ -244,7 +259,9 @@ class LocalApi:
         workers: int = 4,
         quiet: bool = False,
         extra_routes: dict[str, ExtraRoute] | None = None,
+        issuer: LocalIssuer | None = None,
     ) -> None:
+        """`issuer` turns on JWT mode: every routed request needs a token that issuer signed."""
         self.routes = http_routes()
         self.tenant_claim = "tenant_id"
         self.extra_routes = extra_routes or {}
@@ -258,6 +275,18 @@ class LocalApi:
         self.server = _Server((host, port), _RequestHandler)
         self.server.api = self
         self.thread: threading.Thread | None = None
+        self.issuer = issuer
+        self.authorizer: JwtAuthorizer | None = None
+        if issuer is not None:
+            jwks = json.dumps(issuer.jwks()).encode()
+            discovery = json.dumps(issuer.discovery(self.url + JWKS_PATH)).encode()
+            self.extra_routes = {
+                **self.extra_routes,
+                JWKS_PATH: lambda: (200, "application/json", jwks),
+                DISCOVERY_PATH: lambda: (200, "application/json", discovery),
+            }
+            # Keys read from the JWKS this runner serves, as API Gateway reads the issuer's.
+            self.authorizer = JwtAuthorizer(issuer.issuer, template_audiences(), self.url + JWKS_PATH)
 
     @property
     def url(self) -> str:
@@ -393,6 +422,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._message(HTTPStatus.NOT_FOUND, "Not Found")
             return
         route, params = matched
+        claims = None
+        if api.authorizer is not None:
+            try:
+                claims = api.authorizer.authorize(self.headers.get("Authorization")).claims
+            except Rejected as rejected:
+                log.info("%s %s -> 401 (%s)", self.command, self.path, rejected)
+                headers = {"Content-Type": "application/json", "www-authenticate": rejected.challenge}
+                self._send(HTTPStatus.UNAUTHORIZED.value, headers, UNAUTHORIZED_BODY)
+                return
         event = build_event(
             route,
             self.command,
@@ -404,6 +442,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             params,
             api.tenant_claim,
             self.client_address[0],
+            claims,
         )
         started = time.perf_counter()
         try:
