@@ -47,6 +47,7 @@ lint: install ## ruff and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) mypy --python-version 3.10 -p runstop_client  # the client supports Python 3.10+
 	for f in functions/*/app.py; do $(RUN) mypy --strict "$$f"; done
 
 fmt: install ## format and fix what ruff can
