@@ -9,7 +9,7 @@ import email.utils
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -136,19 +136,29 @@ def gave_up(request: Request, attempts: int, last: httpx.Response | Exception | 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the service is and who calls it; `from_env` reads RUNSTOP_URL, RUNSTOP_TOKEN, RUNSTOP_TENANT."""
+    """Where the service is, who calls it, and for how long a call is retried.
+
+    `from_env` reads RUNSTOP_URL, RUNSTOP_TOKEN, RUNSTOP_TENANT and RUNSTOP_DEADLINE (seconds).
+    """
 
     url: str = DEFAULT_URL
     token: str | None = None
     tenant: str | None = None
+    deadline: float | None = None
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        deadline = env.get("RUNSTOP_DEADLINE")
+        try:
+            seconds = float(deadline) if deadline else None
+        except ValueError:
+            raise ValueError(f"RUNSTOP_DEADLINE must be a number of seconds, not {deadline!r}") from None
         return cls(
             url=env.get("RUNSTOP_URL") or DEFAULT_URL,
             token=env.get("RUNSTOP_TOKEN") or None,
             tenant=env.get("RUNSTOP_TENANT") or None,
+            deadline=seconds,
         )
 
     def headers(self, user_agent: str) -> dict[str, str]:

@@ -287,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runstop",
         description="Run commands as cancellable runs, and list, read, cancel and watch runs.",
-        epilog="environment: RUNSTOP_URL (default http://127.0.0.1:3000), RUNSTOP_TOKEN, RUNSTOP_TENANT\n"
+        epilog="environment: RUNSTOP_URL (default http://127.0.0.1:3000), RUNSTOP_TOKEN, RUNSTOP_TENANT,\n"
+        "RUNSTOP_DEADLINE (seconds a call is retried for, default 30)\n"
         f"exit codes:\n{codes}\n  (runstop run otherwise exits with the command's own code)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -372,7 +373,7 @@ def main(
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         output.error(f"cannot reach the service: {error}")
         return EXIT_UNAVAILABLE
-    except OSError as error:
+    except (OSError, ValueError) as error:
         output.error(str(error))
         return EXIT_FAILURE
     except KeyboardInterrupt:

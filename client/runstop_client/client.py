@@ -108,9 +108,9 @@ class _Base:
         jitter: _wire.Jitter | None,
     ) -> None:
         env = Settings.from_env()
-        self.settings = Settings(url or env.url, token or env.token, tenant or env.tenant)
+        self.settings = Settings(url or env.url, token or env.token, tenant or env.tenant, env.deadline)
         self.timeout = timeout
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or (RetryPolicy(deadline=env.deadline) if env.deadline is not None else RetryPolicy())
         self._clock = clock or time.monotonic
         self._jitter = jitter or random.random
 
@@ -139,7 +139,8 @@ class _Base:
 
 class Client(_Base):
     """The runs API, synchronously. `url`, `token` and `tenant` default to RUNSTOP_URL, RUNSTOP_TOKEN
-    and RUNSTOP_TENANT (sent as X-Tenant-Id, which only the local runner reads).
+    and RUNSTOP_TENANT (sent as X-Tenant-Id, which only the local runner reads); `retry` to
+    RetryPolicy(deadline=RUNSTOP_DEADLINE or 30 s).
 
     Thread-safe: a worker's heartbeat thread shares it with the code doing the work.
     """
