@@ -163,15 +163,17 @@ class CommandRun:
             worker.acknowledge()
             self.say(f"run {worker.run_id} was cancelled before it started ({_why(cancelled)})")
             return EXIT_CANCELLED
-        try:
-            group = ProcessGroup(self.argv)
-        except OSError as error:
-            self.say(f"cannot run {self.argv[0]!r}: {error.strerror}")
-            worker.complete("error")
-            return 127 if isinstance(error, FileNotFoundError) else 126
-        self.say(f"run {worker.run_id} started: {self.argv[0]} is process group {group.pgid}")
-        threading.Thread(target=self._wait_exit, args=(group,), name="runstop-cmd", daemon=True).start()
-        with _ForwardedSignals(group):
+        # Handlers first: a signal that arrives while CMD is being started is passed on, not lost.
+        with _ForwardedSignals() as forwarded:
+            try:
+                group = ProcessGroup(self.argv)
+            except OSError as error:
+                self.say(f"cannot run {self.argv[0]!r}: {error.strerror}")
+                worker.complete("error")
+                return 127 if isinstance(error, FileNotFoundError) else 126
+            forwarded.to(group)
+            self.say(f"run {worker.run_id} started: {self.argv[0]} is process group {group.pgid}")
+            threading.Thread(target=self._wait_exit, args=(group,), name="runstop-cmd", daemon=True).start()
             worker.start_heartbeats()
             self._wake.wait()
             if worker.cancelled.is_set():
@@ -234,20 +236,32 @@ def _why(cancelled: RunCancelled) -> str:
 
 
 class _ForwardedSignals:
-    """While CMD runs, a signal to runstop goes to CMD's group; CMD decides what it means."""
+    """While CMD runs, a signal to runstop goes to CMD's group; CMD decides what it means.
 
-    def __init__(self, group: ProcessGroup) -> None:
-        self.group = group
+    Signals that arrive before the group exists are kept and passed on as soon as it does.
+    """
+
+    def __init__(self) -> None:
+        self.group: ProcessGroup | None = None
+        self.pending: list[int] = []
         self.previous: dict[int, Any] = {}
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
-        self.group.signal(signum)
+        if self.group is None:
+            self.pending.append(signum)
+        else:
+            self.group.signal(signum)
 
-    def __enter__(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # only the main thread may set handlers (tests call runstop in threads)
-        for signum in FORWARDED:
-            self.previous[signum] = signal.signal(signum, self._forward)
+    def to(self, group: ProcessGroup) -> None:
+        self.group = group
+        for signum in self.pending:
+            group.signal(signum)
+
+    def __enter__(self) -> _ForwardedSignals:
+        if threading.current_thread() is threading.main_thread():  # only it may set handlers
+            for signum in FORWARDED:
+                self.previous[signum] = signal.signal(signum, self._forward)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self.previous.items():
