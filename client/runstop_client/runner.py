@@ -168,7 +168,7 @@ class CommandRun:
             try:
                 group = ProcessGroup(self.argv)
             except OSError as error:
-                self.say(f"cannot run {self.argv[0]!r}: {error.strerror}")
+                self.say(f"run {worker.run_id} cannot start {self.argv[0]!r}: {error.strerror}")
                 worker.complete("error")
                 return 127 if isinstance(error, FileNotFoundError) else 126
             forwarded.to(group)
