@@ -22,11 +22,11 @@ help: ## list the targets
 	@touch $@
 
 .venv/.synced: .local/.uv pyproject.toml uv.lock
-	$(UV) sync --frozen
+	@$(UV) sync --frozen >&2
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	@npm ci --no-audit --no-fund --loglevel=error >&2
 	@touch $@
 
 install: .venv/.synced node_modules/.installed ## install Python packages (uv.lock) and DynamoDB Local (package-lock.json)
@@ -84,12 +84,12 @@ openapi: install ## regenerate openapi.json (the API contract) from the code
 	$(RUN) python -m runstop_dev openapi
 
 sweep: install ## run the stale-run sweeper once on the local table (a running `make run`, or DYNAMODB_ENDPOINT)
-	$(RUN) python -m runstop_dev sweep
+	@$(RUN) python -m runstop_dev sweep
 
 FN ?= CancelQueueFunction
 EVENT ?= events/sqs-cancel-requests.json
 invoke: install ## feed a sample event to a function: make invoke FN=CancelEventsFunction EVENT=events/eventbridge-cancel-requested.json
-	$(RUN) python -m runstop_dev invoke $(FN) -e $(EVENT)
+	@$(RUN) python -m runstop_dev invoke $(FN) -e $(EVENT)
 
 bench: install ## every comparison of issue 3, a few minutes: bench/results/REPORT.md + charts (sizes: BENCH_REPEATS=.. etc.)
 	$(RUN) python -m bench

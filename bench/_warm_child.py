@@ -163,10 +163,11 @@ for r in range(max(3, rounds // 2)):
 def _pieces() -> dict[str, Callable[[], object]]:
     from aws_lambda_powertools.logging import correlation_paths
 
-    from runstop import http, schemas, store
+    from runstop import ids, item_codec, schemas
+    from runstop import lean_http as http
     from runstop.cancel import CancelDecision, CancelOutcome
 
-    decision_item = store.deserialize_item(item)
+    decision_item = item_codec.deserialize_item(item)
     injected = app.logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)(
         lambda event, context: None
     )
@@ -184,16 +185,16 @@ def _pieces() -> dict[str, Callable[[], object]]:
         "JSON Schema validation of the body": lambda: schemas.validate("cancel_request", {"reason": "warm"}),
         "event parsing (tenant, run id, JSON body)": lambda: (
             http.tenant_from_event(event),
-            http.require_run_id(run_id),
+            ids.require_run_id(run_id),
             http.json_body(event),
         ),
-        "deserialize_item of the ALL_NEW run": lambda: store.deserialize_item(item),
+        "deserialize_item of the ALL_NEW run": lambda: item_codec.deserialize_item(item),
         "the answer: cancel_body + response (JSON)": lambda: http.response(
             202, http.cancel_body(CancelDecision(run_id, CancelOutcome.INTERRUPTED, decision_item))
         ),
         "Logger.inject_lambda_context around a no-op": lambda: injected(event, context),
         "Metrics.log_metrics around one add_metric (flush: EMF line)": lambda: flushed(event, context),
-        "serialize the update's values": lambda: [store.serialize(v) for v in decision_item.values()],
+        "serialize the update's values": lambda: [item_codec.serialize(v) for v in decision_item.values()],
     }
     return found
 
@@ -231,9 +232,9 @@ def _without(target: object, attribute: str, stand_in: object) -> Callable[[], f
 
 
 def _removals() -> dict[str, Callable[[], float]]:
-    from runstop import store
+    from runstop import item_codec, store
 
-    plain = store.deserialize_item(item)
+    plain = item_codec.deserialize_item(item)
     return {
         "the structured log line (logger.info)": _without(app.logger, "info", lambda *a, **k: None),
         "the metric (metrics.add_metric; the flush then has nothing to print)": _without(

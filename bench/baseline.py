@@ -20,19 +20,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runstop import clock
-from runstop.config import settings
 from runstop.errors import RunstopError
-from runstop.http import (
-    PROBLEM_CONTENT_TYPE,
-    error_response,
-    json_body,
-    problem,
-    require_run_id,
-    response,
-    tenant_from_event,
-)
+from runstop.ids import require_run_id
+from runstop.item_codec import deserialize_item, serialize
+from runstop.lean_http import error_response, json_body, response, tenant_from_event
+from runstop.problems import PROBLEM_CONTENT_TYPE, problem
+from runstop.settings import settings
 from runstop.status import ACTIVE, RunStatus
-from runstop.store import RunStore, deserialize_item, run_store, serialize, translate_errors
+from runstop.store import RunStore, run_store, translate_errors
 
 logger = Logger()
 metrics = Metrics()

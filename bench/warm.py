@@ -17,8 +17,8 @@ from bench import lambda_env
 from bench.api_rows import Tick
 from bench.cold import _event_for
 from bench.fixtures import run_item
+from runstop.item_codec import serialize
 from runstop.status import RunStatus
-from runstop.store import serialize
 from runstop_dev.stack import CREDENTIALS, REGION
 from runstop_dev.template import function, function_environment, load_template
 

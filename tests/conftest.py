@@ -13,6 +13,7 @@ os.environ.update(
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
         "TABLE_NAME": "RunsTable",
+        "IDEMPOTENCY_TABLE": "IdempotencyTable",
         "POWERTOOLS_SERVICE_NAME": "runstop",
         "POWERTOOLS_METRICS_NAMESPACE": "runstop",
         "POWERTOOLS_DEV": "false",

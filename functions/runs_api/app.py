@@ -10,15 +10,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runstop import bulk, idempotency, runs
-from runstop.api import IdempotencyKeyHeader, RunIdPath, build_resolver, current_tenant, route_responses
 from runstop.cursor import MAX_CURSOR_LENGTH
 from runstop.models import BulkCancelRequest, BulkCancelResponse, CompleteRunRequest, CreateRunRequest, Run, RunPage
+from runstop.resolver import IdempotencyKeyHeader, RunIdPath, build_resolver, current_tenant, route_responses
+from runstop.settings import settings
 from runstop.status import RunStatus
 from runstop.store import run_store
 
 logger = Logger()
 metrics = Metrics()
 app = build_resolver()
+settings()  # a missing TABLE_NAME fails the first cold start, with its name, not a later request
 
 StatusQuery = Annotated[RunStatus | None, Query(description="Only runs in this status.")]
 LimitQuery = Annotated[int, Query(ge=1, le=runs.MAX_PAGE_SIZE, description="Runs per page.")]
@@ -57,7 +59,6 @@ def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = N
             key,
             body.model_dump(mode="json"),
             lambda: runs.create_run_for_key(run_store(), tenant_id, key, body.run_id, body.metadata),
-            app.lambda_context,
         )
     return Response(status_code=201, body=Run.model_validate(run), content_type="application/json")
 
@@ -146,4 +147,5 @@ def acknowledge_stop(run_id: RunIdPath) -> Run:
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.config.register_lambda_context(context)
     return app.resolve(event, context)

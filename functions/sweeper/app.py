@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from runstop.settings import settings
 from runstop.store import run_store
 from runstop.sweeper import StoppedRun, SweepPolicy, sweep
 
@@ -26,7 +27,10 @@ def _stopped(run: StoppedRun) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_dimension(name="trigger", value="sweeper")  # per invocation: Metrics state is process-wide
     summary = sweep(
-        run_store(), SweepPolicy.from_env(), remaining_ms=context.get_remaining_time_in_millis, on_stopped=_stopped
+        run_store(),
+        SweepPolicy.from_settings(settings()),
+        remaining_ms=context.get_remaining_time_in_millis,
+        on_stopped=_stopped,
     )
     for outcome, count in summary.outcomes.items():
         metrics.add_metric(name=f"Sweep.{outcome}", unit=MetricUnit.Count, value=count)

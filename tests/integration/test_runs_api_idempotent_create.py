@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from runstop import idempotency, runs
-from runstop.errors import RunstopError
-from runstop.http import RequestInProgress
+from runstop.errors import RequestInProgress, RunstopError
 from runstop.store import RunStore, run_store
 from tests.integration.support import race
 
@@ -92,7 +91,6 @@ def _create_once(store: RunStore, tenant: str, key: str, metadata: dict[str, Any
             key,
             {"run_id": None, "metadata": metadata},
             lambda: runs.create_run_for_key(store, tenant, key, None, metadata),
-            None,
         )
     except RunstopError as error:
         return error

@@ -11,8 +11,8 @@ import pytest
 
 from runstop import clock
 from runstop.status import RunStatus
+from runstop_dev.invoke import invoke, sweep_once
 from runstop_dev.seed import put_runs, run_item
-from runstop_dev.triggers import invoke, sweep_once
 from tests.helpers import events_dir, load_event
 from tests.integration.support import running_run
 

@@ -79,6 +79,33 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 
 
 @dataclass
+class FakeTimer:
+    """runstop.clock.monotonic and runstop.clock.sleep on a timer that only sleeping moves."""
+
+    now: float = 1_000.0
+    slept: list[float] = field(default_factory=list)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def elapsed_since(self, start: float) -> float:
+        return self.now - start
+
+
+@pytest.fixture
+def timer(monkeypatch: pytest.MonkeyPatch) -> FakeTimer:
+    """Waits run on a fake timer: a wait of N seconds takes no real time and ends exactly at N."""
+    fake = FakeTimer()
+    monkeypatch.setattr("runstop.clock.monotonic", fake.monotonic)
+    monkeypatch.setattr("runstop.clock.sleep", fake.sleep)
+    return fake
+
+
+@dataclass
 class DynamoCalls:
     """The DynamoDB API calls the handlers made, with their arguments (one per call, not per retry)."""
 

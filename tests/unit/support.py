@@ -17,8 +17,9 @@ from moto import mock_aws
 
 from runstop import runs
 from runstop.cancel import cancel_run
+from runstop.item_codec import deserialize_item
 from runstop.status import RunStatus
-from runstop.store import RunStore, deserialize_item, reset_caches
+from runstop.store import RunStore, reset_caches
 from runstop_dev.ddb_local import ensure_tables
 from runstop_dev.stack import local_refs
 from tests.helpers import api_event, body_of

@@ -12,7 +12,8 @@ import pytest
 
 from runstop import runs
 from runstop.cancel import cancel_run
-from runstop.store import INTERNAL_ATTRIBUTES, RunStore
+from runstop.status import INTERNAL_ATTRIBUTES
+from runstop.store import RunStore
 from tests.helpers import api_event, body_of
 from tests.unit.support import OTHER_TENANT, T0, TENANT, assert_problem
 

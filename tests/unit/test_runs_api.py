@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runstop.store import INTERNAL_ATTRIBUTES
+from runstop.status import INTERNAL_ATTRIBUTES
 from tests.helpers import api_event, body_of
 from tests.unit.support import (
     OTHER_TENANT,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from runstop import runs
 from runstop_dev.handlers import LambdaContext
 from tests.helpers import api_event, body_of
-from tests.unit.conftest import throttled
+from tests.unit.conftest import FakeTimer, throttled
 from tests.unit.support import OTHER_TENANT, TENANT, assert_cancel_accepted, assert_problem, seed_run, stored
 
 
@@ -20,6 +19,14 @@ def _stopped(runs_handler: Any, run_id: str, tenant: str = TENANT) -> dict[str, 
 
 def _cancel(cancel_handler: Any, run_id: str, query: str = "", context: Any = None) -> dict[str, Any]:
     return cancel_handler(api_event("POST", f"/runs/{run_id}/cancel", tenant=TENANT, query=query), context)
+
+
+def _timed_cancel(cancel_handler: Any, timer: FakeTimer, run_id: str, query: str, timeout_ms: int = 10_000):
+    """The cancel's answer and how long it took on the fake timer (the invocation's clock too)."""
+    context = LambdaContext(timeout_ms=timeout_ms, clock=timer.monotonic)
+    start = timer.now
+    response = _cancel(cancel_handler, run_id, query, context)
+    return response, timer.elapsed_since(start)
 
 
 def _acknowledge_on_first_read(store: Any, run_id: str) -> list[str]:
@@ -107,71 +114,69 @@ def test_given_no_wait_when_cancelled_then_the_answer_says_nothing_about_the_sto
     assert "stop_acknowledged" not in body
 
 
-def test_given_a_worker_that_acknowledges_when_cancelled_with_wait_then_true_well_before_n(cancel_handler, store):
-    # Given
+def test_given_a_worker_that_acknowledges_when_cancelled_with_wait_then_true_well_before_n(
+    cancel_handler, store, timer
+):
+    # Given a worker that acknowledges just before the wait's first read
     seed_run(store, "r1", "running")
     reads = _acknowledge_on_first_read(store, "r1")
     # When
-    started = time.monotonic()
-    response = _cancel(cancel_handler, "r1", "wait=5")
-    elapsed = time.monotonic() - started
-    # Then
+    response, elapsed = _timed_cancel(cancel_handler, timer, "r1", "wait=5")
+    # Then one short pause and one read found the acknowledgement
     assert_cancel_accepted(response, outcome="interrupted", stop_acknowledged=True)
-    assert elapsed < 1.0
+    assert elapsed == pytest.approx(0.05)
     assert len(reads) == 1
 
 
-def test_given_a_worker_that_never_acknowledges_when_cancelled_with_wait_then_false_after_n(cancel_handler, store):
+def test_given_a_worker_that_never_acknowledges_when_cancelled_with_wait_then_false_after_n(
+    cancel_handler, store, timer
+):
     # Given
     seed_run(store, "r1", "running")
     # When
-    started = time.monotonic()
-    response = _cancel(cancel_handler, "r1", "wait=1")
-    elapsed = time.monotonic() - started
-    # Then
+    response, elapsed = _timed_cancel(cancel_handler, timer, "r1", "wait=1")
+    # Then the wait lasted exactly N seconds, with backoff between reads
     assert_cancel_accepted(response, outcome="interrupted", stop_acknowledged=False)
-    assert 1.0 <= elapsed < 2.0
+    assert elapsed == pytest.approx(1.0)
+    assert timer.slept[:4] == pytest.approx([0.05, 0.1, 0.2, 0.4])
 
 
 def test_given_little_time_left_in_the_invocation_when_waiting_then_the_answer_comes_before_the_timeout(
-    cancel_handler, store
+    cancel_handler, store, timer
 ):
     # Given: 1.5 s left, of which 1 s is kept to answer
     seed_run(store, "r1", "running")
-    context = LambdaContext(timeout_ms=1500)
     # When
-    started = time.monotonic()
-    response = _cancel(cancel_handler, "r1", "wait=20", context)
-    elapsed = time.monotonic() - started
-    # Then
+    response, elapsed = _timed_cancel(cancel_handler, timer, "r1", "wait=20", timeout_ms=1500)
+    # Then it waited only the 0.5 s it could spare
     assert_cancel_accepted(response, outcome="interrupted", stop_acknowledged=False)
-    assert elapsed < 1.0
+    assert elapsed == pytest.approx(0.5)
 
 
-def test_given_an_acknowledged_run_when_cancelled_with_wait_then_true_at_once(cancel_handler, runs_handler, store):
+def test_given_an_acknowledged_run_when_cancelled_with_wait_then_true_at_once(
+    cancel_handler, runs_handler, store, timer
+):
     # Given
     seed_run(store, "r1", "interrupted")
     _stopped(runs_handler, "r1")
     # When
-    started = time.monotonic()
-    response = _cancel(cancel_handler, "r1", "wait=20")
+    response, elapsed = _timed_cancel(cancel_handler, timer, "r1", "wait=20")
     # Then
     assert_cancel_accepted(response, outcome="already_interrupted", stop_acknowledged=True)
-    assert time.monotonic() - started < 0.5
+    assert elapsed == 0
 
 
 @pytest.mark.parametrize(("status", "answer"), [("absent", 202), ("success", 409)])
 def test_given_no_worker_to_wait_for_when_cancelled_with_wait_then_the_usual_answer_at_once(
-    cancel_handler, store, status, answer
+    cancel_handler, store, timer, status, answer
 ):
     # Given
     seed_run(store, "r1", status)
     # When
-    started = time.monotonic()
-    response = _cancel(cancel_handler, "r1", "wait=20")
+    response, elapsed = _timed_cancel(cancel_handler, timer, "r1", "wait=20")
     # Then
     assert response["statusCode"] == answer
-    assert time.monotonic() - started < 0.5
+    assert elapsed == 0
     if answer == 202:
         assert_cancel_accepted(response, outcome="absent", stop_acknowledged=False)
     else:
@@ -198,13 +203,14 @@ def test_given_a_bad_wait_when_cancelled_then_400_and_the_run_is_not_cancelled(c
     assert stored(aws, "r1")["status"] == "running"
 
 
-def test_given_reads_fail_while_waiting_when_cancelled_then_202_with_false_not_503(cancel_handler, store, faults):
+def test_given_reads_fail_while_waiting_when_cancelled_then_202_with_false_not_503(
+    cancel_handler, store, faults, timer
+):
     # Given
     seed_run(store, "r1", "running")
     faults.inject("GetItem", throttled)
     # When
-    started = time.monotonic()
-    response = _cancel(cancel_handler, "r1", "wait=5")
-    # Then
+    response, elapsed = _timed_cancel(cancel_handler, timer, "r1", "wait=5")
+    # Then the first failed read ends the wait
     assert_cancel_accepted(response, outcome="interrupted", stop_acknowledged=False)
-    assert time.monotonic() - started < 1.0
+    assert elapsed == pytest.approx(0.05)

@@ -7,8 +7,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from runstop.triggers import DEAD_LETTER_QUEUE_URL
 from runstop_dev.template import resource
+
+DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
 
 SQS_ARN = "arn:aws:sqs:us-east-1:123456789012:CancelRequestsQueue"
 
@@ -72,9 +73,11 @@ def make_queue(sqs: Any, logical_id: str) -> str:
 def use_dead_letter_queue(monkeypatch: Any, sqs: Any, logical_id: str) -> str:
     """Create the function's DLQ in moto and point DEAD_LETTER_QUEUE_URL at it."""
     from runstop import triggers
+    from runstop.settings import settings
 
     url = make_queue(sqs, logical_id)
     monkeypatch.setenv(DEAD_LETTER_QUEUE_URL, url)
+    settings.cache_clear()  # settings are read once per process
     triggers.reset_caches()
     return url
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from runstop_dev.stack import local_stack
@@ -37,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
             quiet=args.quiet,
             extra_routes=docs_routes(),
         )
-        with api:
+        with api, _announced(api.url, stack.endpoint):
             api.warm()
             for route in api.routes:
                 print(f"  {route.method:6} {api.url}{route.path}  -> {route.function.logical_id}", flush=True)
@@ -50,6 +52,19 @@ def _run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 print("stopping...", flush=True)
     return 0
+
+
+@contextlib.contextmanager
+def _announced(url: str, endpoint: str) -> Iterator[None]:
+    """Tell `make sweep` / `make invoke` where this runner's DynamoDB is, while it runs."""
+    from runstop_dev.invoke import RUNNING_FILE
+
+    RUNNING_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RUNNING_FILE.write_text(json.dumps({"api": url, "dynamodb": endpoint, "pid": os.getpid()}))
+    try:
+        yield
+    finally:
+        RUNNING_FILE.unlink(missing_ok=True)
 
 
 def _schemas(args: argparse.Namespace) -> int:
@@ -69,9 +84,7 @@ def _openapi(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    import json
-
-    from runstop_dev.triggers import sweep_once
+    from runstop_dev.invoke import sweep_once
 
     summary = sweep_once(args.endpoint, args.heartbeat_timeout, args.pending_timeout)
     print(json.dumps(summary, indent=2))
@@ -79,9 +92,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    import json
-
-    from runstop_dev.triggers import invoke
+    from runstop_dev.invoke import invoke
 
     print(json.dumps(invoke(args.logical_id, Path(args.event), args.endpoint), indent=2, default=str))
     return 0
@@ -106,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=_run)
     sub.add_parser("schemas", help="regenerate the JSON Schemas from runstop.models").set_defaults(func=_schemas)
     sub.add_parser("openapi", help="regenerate openapi.json from the routes and models").set_defaults(func=_openapi)
-    from runstop_dev.triggers import default_endpoint
+    from runstop_dev.invoke import default_endpoint
 
     endpoint = default_endpoint()
     sweep = sub.add_parser("sweep", help="run the stale-run sweeper once against the local table")

@@ -3,7 +3,6 @@ the OpenAPI document (openapi.json), both written from code and checked against 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from functools import cache
 from importlib.metadata import version
@@ -14,9 +13,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from runstop.api import IdempotencyKeyHeader, RunIdPath, route_responses
 from runstop.models import CancelAccepted, CancelRequest
+from runstop.resolver import IdempotencyKeyHeader, RunIdPath, route_responses
 from runstop.stop_wait import MAX_WAIT_SECONDS
+from runstop_dev.handlers import load_function_module
 from runstop_dev.template import REPO_ROOT, function
 
 if TYPE_CHECKING:
@@ -60,12 +60,7 @@ def write_schemas() -> list[Path]:
 def _runs_api_resolver() -> APIGatewayHttpResolver:
     """A private copy of the runs API's resolver, so the documentation-only route added to it
     never reaches the module the handlers and tests use."""
-    fn = function("RunsApiFunction")
-    spec = importlib.util.spec_from_file_location("runstop_openapi.RunsApiFunction", fn.code_dir / f"{fn.module}.py")
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {fn.code_dir}/{fn.module}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_function_module(function("RunsApiFunction"), name="runstop_openapi.RunsApiFunction", fresh=True)
     app: APIGatewayHttpResolver = module.app
     return app
 

@@ -19,8 +19,16 @@ def load_module(logical_id: str, fresh: bool = False) -> ModuleType:
 
     fresh=True imports it anew, as a new Lambda execution environment would.
     """
-    fn: Function = function(logical_id)
-    name = f"runstop_functions.{logical_id}"
+    return load_function_module(function(logical_id), fresh=fresh)
+
+
+def load_function_module(fn: Function, *, name: str | None = None, fresh: bool = False) -> ModuleType:
+    """Import `fn`'s module by path (CodeUri + Handler) under `name` (default: one per function).
+
+    The one loader of tools, tests and bench: the local runner's workers, the OpenAPI export
+    (a private copy under its own name) and `make invoke` all come through here.
+    """
+    name = name or f"runstop_functions.{fn.logical_id}"
     if not fresh and name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, fn.code_dir / f"{fn.module}.py")
@@ -51,7 +59,14 @@ class LambdaContext:
     log_group_name: str = "/aws/lambda/runstop-local"
     log_stream_name: str = "local"
     timeout_ms: int = 10_000
-    started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
+    """The monotonic clock the invocation's time runs on (tests pass a fake timer's)."""
+    started: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.started is None:
+            self.started = self.clock()
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, self.timeout_ms - int((time.monotonic() - self.started) * 1000))
+        assert self.started is not None
+        return max(0, self.timeout_ms - int((self.clock() - self.started) * 1000))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import base64
-import importlib.util
 import json
 import logging
 import multiprocessing
@@ -30,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from runstop_dev.handlers import LambdaContext
+from runstop_dev.handlers import LambdaContext, load_function_module
 from runstop_dev.template import Function, HttpRoute, function, function_environment, function_timeout, http_routes
 
 log = logging.getLogger("runstop.local")
@@ -64,14 +63,7 @@ class ExtraFunction:
 
 def _load_source(source: Function) -> Callable[[dict[str, Any], Any], Any]:
     """Import the function's module by path under a name of its own (every function has an app.py)."""
-    path = source.code_dir / f"{source.module}.py"
-    spec = importlib.util.spec_from_file_location(f"runstop_functions.{source.logical_id}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {source.code_dir}/{source.module}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    handler: Callable[[dict[str, Any], Any], Any] = getattr(module, source.attribute)
+    handler: Callable[[dict[str, Any], Any], Any] = getattr(load_function_module(source, fresh=True), source.attribute)
     return handler
 
 

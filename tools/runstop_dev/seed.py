@@ -12,34 +12,31 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from runstop import clock
-from runstop.status import ACTIVE, RunStatus
-from runstop.store import active_shard_key, serialize
+from runstop.item_codec import serialize
+from runstop.status import CANCEL, COMPLETE, START, RunStatus, changes, new_run
 
 BATCH = 25
 """BatchWriteItem's limit."""
 
 
 def run_item(tenant_id: str, run_id: str, status: RunStatus, at: datetime, retention_days: int = 30) -> dict[str, Any]:
-    """A run that reached `status` at `at` (created, and started or finished, that moment)."""
-    stamp = clock.iso(at)
-    item: dict[str, Any] = {
-        "tenant_id": tenant_id,
-        "run_id": run_id,
-        "status": status.value,
-        "created_at": stamp,
-        "updated_at": stamp,
-        "version": 1,
-        "metadata": {},
-        "created_key": f"{stamp}#{run_id}",
-        "tenant_status": f"{tenant_id}#{status.value}",
-    }
-    if status is not RunStatus.PENDING:
-        item.update(started_at=stamp, heartbeat_at=stamp, version=2)
-    if status in ACTIVE:
-        item.update(active_pk=active_shard_key(status.value, tenant_id, run_id), sweep_at=stamp)
-    else:
-        item.update(ended_at=stamp, version=3, expires_at=clock.expiry_epoch(at, retention_days))
+    """A run that reached `status` at `at` (created, and started or finished, that moment).
+
+    Built by the status machine's own transitions, so it carries exactly the attributes the
+    domain would have written.
+    """
+    item = new_run(tenant_id, run_id, at=at, retention_days=retention_days)
+    path = {
+        RunStatus.PENDING: [],
+        RunStatus.RUNNING: [(START, None)],
+        RunStatus.INTERRUPTED: [(START, None), (CANCEL, None)],
+    }.get(status, [(START, None), (COMPLETE, status)])
+    for version, (transition, target) in enumerate(path, start=2):
+        change = changes(
+            transition, tenant_id=tenant_id, run_id=run_id, at=at, retention_days=retention_days, target=target
+        )
+        item = change.applied_to(item)
+        item["version"] = version
     return item
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from runstop import clock
 from runstop.cancel import CancelDecision, cancel_run
 from runstop.errors import StoreUnavailable
-from runstop.http import RUN_ID_PATTERN, valid_run_id
+from runstop.ids import RUN_ID_PATTERN, valid_run_id
 from runstop.store import RunStore
 
 MAX_BULK_RUNS = 100

@@ -14,8 +14,8 @@ from enum import StrEnum
 from typing import Any
 
 from runstop import clock
-from runstop.config import settings
-from runstop.status import ACTIVE, RunStatus
+from runstop.settings import settings
+from runstop.status import ACTIVE, CANCEL, RunStatus, changes
 from runstop.store import ConditionFailed, RunStore
 
 MAX_REASON_LENGTH = 256
@@ -79,24 +79,12 @@ def cancel_run(
     record: dict[str, Any] = {"reason": reason, "requested_at": stamp, "source": source}
     if idempotency_key is not None:
         record["idempotency_key"] = idempotency_key
+    change = changes(
+        CANCEL, tenant_id=tenant_id, run_id=run_id, at=moment, retention_days=settings().retention_days
+    ).plus({"cancel": record})
     for _ in range(_MAX_ATTEMPTS):
         try:
-            run = store.transition(
-                tenant_id,
-                run_id,
-                from_statuses=ACTIVE,
-                set_values={
-                    "status": RunStatus.INTERRUPTED.value,
-                    "tenant_status": f"{tenant_id}#{RunStatus.INTERRUPTED.value}",
-                    "updated_at": stamp,
-                    "ended_at": stamp,
-                    "cancel": record,
-                    "expires_at": clock.expiry_epoch(moment, settings().retention_days),
-                },
-                remove=("active_pk", "sweep_at"),
-                extra_condition=stale,
-                condition_values=stale_values,
-            )
+            run = store.apply(tenant_id, run_id, CANCEL, change, condition=stale, condition_values=stale_values)
             return CancelDecision(run_id, CancelOutcome.INTERRUPTED, run)
         except ConditionFailed as failed:
             current = failed.item if failed.item is not None else store.get(tenant_id, run_id)

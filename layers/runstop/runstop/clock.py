@@ -1,9 +1,12 @@
-"""Timestamps as fixed-width UTC ISO-8601 strings, so they sort as text in DynamoDB keys."""
+"""The domain's clocks, one place to inject them: wall time as fixed-width UTC ISO-8601 strings
+(so they sort as text in DynamoDB keys), and the monotonic clock and sleep of waits."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 
 def now() -> datetime:
+    """The current moment (UTC); tests freeze it."""
     return datetime.now(UTC)
 
 
@@ -15,3 +18,13 @@ def iso(moment: datetime) -> str:
 def expiry_epoch(moment: datetime, days: int) -> int:
     """The TTL attribute's value: seconds since the epoch, `days` after `moment`."""
     return int((moment + timedelta(days=days)).timestamp())
+
+
+def monotonic() -> float:
+    """Seconds on a clock that never goes back (for waits); tests replace it with a fake timer."""
+    return time.monotonic()
+
+
+def sleep(seconds: float) -> None:
+    """Pause this thread; tests replace it so that a wait advances a fake timer instead."""
+    time.sleep(seconds)

@@ -13,16 +13,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from runstop.errors import InvalidInput
-from runstop.http import valid_run_id
+from runstop.errors import InvalidCursor
+from runstop.ids import valid_run_id
 
 MAX_CURSOR_LENGTH = 1024
 MAX_CREATED_KEY_LENGTH = 200
-
-
-class InvalidCursor(InvalidInput):
-    def __init__(self) -> None:
-        super().__init__("cursor is not a cursor of this listing; start again without it")
 
 
 def expected_key(tenant_id: str, status: str | None) -> dict[str, str | None]:

@@ -46,3 +46,26 @@ class InvalidBody(InvalidInput):
     def __init__(self, detail: str, errors: list[dict[str, object]] | None = None) -> None:
         super().__init__(detail)
         self.errors = errors or []
+
+
+class InvalidCursor(InvalidInput):
+    def __init__(self) -> None:
+        super().__init__("cursor is not a cursor of this listing; start again without it")
+
+
+class Unauthorized(RunstopError):
+    """No usable tenant claim on the request."""
+
+
+class UnsupportedMediaType(RunstopError):
+    """A body that is not declared as JSON."""
+
+
+class IdempotencyKeyReused(RunstopError):
+    """An Idempotency-Key sent again with a different request: which one was meant is unknowable."""
+
+
+class RequestInProgress(RunstopError):
+    """The first request with this Idempotency-Key is still running; retry to get its answer."""
+
+    retry_after_seconds = 1

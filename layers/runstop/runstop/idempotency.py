@@ -8,7 +8,6 @@ domain errors here, so the HTTP layer keeps one exception map.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -24,17 +23,18 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
-from runstop.http import IdempotencyKeyReused, RequestInProgress
+from runstop.errors import IdempotencyKeyReused, RequestInProgress
+from runstop.settings import settings
 from runstop.store import dynamodb_client, translate_errors
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb.client import DynamoDBClient
+
 
 RECORD_TTL_SECONDS = 24 * 60 * 60
 """How long a key answers with its first result; a retry a day later creates anew."""
 
-_config = IdempotencyConfig(
+config = IdempotencyConfig(
     event_key_jmespath="[tenant_id, key]",
     payload_validation_jmespath="request",
     raise_on_no_idempotency_key=True,
@@ -42,17 +42,27 @@ _config = IdempotencyConfig(
     # A collision between two tenants' hashes would hand one the other's answer.
     hash_function="sha256",
 )
+"""The runs API's handler registers each invocation's context here (config.register_lambda_context),
+so an in-progress record expires with the invocation and a crashed first try cannot block retries."""
 
 
-def idempotency_table() -> str:
-    """Locally the table is named after its logical id, as every template table is."""
-    return os.environ.get("IDEMPOTENCY_TABLE", "IdempotencyTable")
+def _run_action(payload: dict[str, Any], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    return action()
 
 
 @lru_cache(maxsize=4)
-def _persistence(table_name: str, client: DynamoDBClient) -> DynamoDBPersistenceLayer:
-    # Keyed by the client: after store.reset_caches() a new client gets a new layer.
-    return DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
+def _guarded(table_name: str, client: DynamoDBClient) -> Callable[..., dict[str, Any]]:
+    """`_run_action` behind Powertools Idempotency, decorated once per process.
+
+    Made on first use rather than at import, and keyed by the client: the persistence layer
+    holds a boto3 client, which must be the process's own (tests replace it with
+    store.reset_caches, and a new client gets a new layer).
+    """
+    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
+    guarded: Callable[..., dict[str, Any]] = idempotent_function(
+        _run_action, data_keyword_argument="payload", persistence_store=persistence, config=config
+    )
+    return guarded
 
 
 def once(
@@ -61,7 +71,6 @@ def once(
     key: str,
     request: dict[str, Any],
     action: Callable[[], dict[str, Any]],
-    context: LambdaContext | None,
 ) -> dict[str, Any]:
     """`action()`'s result, computed once per (operation, tenant, key) while the record lives.
 
@@ -69,22 +78,10 @@ def once(
     raises IdempotencyKeyReused; a repeat while the first still runs raises RequestInProgress.
     An action that raises leaves no record, so a retry runs it again.
     """
-    # The in-progress record expires with the invocation, so a crashed first try cannot block
-    # retries; without a context (a direct call) it lives until the record's own expiry.
-    _config.lambda_context = context
-
-    def run(payload: dict[str, Any]) -> dict[str, Any]:
-        return action()
-
-    guarded = idempotent_function(
-        run,
-        data_keyword_argument="payload",
-        persistence_store=_persistence(idempotency_table(), dynamodb_client()),
-        config=_config,
-        key_prefix=f"runstop.{operation}",
-    )
+    payload = {"tenant_id": f"{operation}/{tenant_id}", "key": key, "request": request}
     try:
-        result: dict[str, Any] = guarded(payload={"tenant_id": tenant_id, "key": key, "request": request})
+        guarded = _guarded(settings().require("idempotency_table"), dynamodb_client())
+        return guarded(payload=payload, action=action)
     except IdempotencyValidationError:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different request; send a new key for a new request"
@@ -98,4 +95,3 @@ def once(
             with translate_errors():
                 raise cause from error
         raise
-    return result

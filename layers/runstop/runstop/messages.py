@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from runstop.cancel import MAX_REASON_LENGTH
-from runstop.http import RUN_ID_PATTERN
+from runstop.ids import RUN_ID_PATTERN
 
 CANCEL_REQUESTED = "Run Cancel Requested"
 """detail-type of the EventBridge events the cancel-events rule matches."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from runstop.bulk import MAX_BULK_RUNS
 from runstop.cancel import MAX_REASON_LENGTH
-from runstop.http import RUN_ID_PATTERN
+from runstop.ids import RUN_ID_PATTERN
 from runstop.status import RunStatus
 
 MAX_METADATA_BYTES = 4096

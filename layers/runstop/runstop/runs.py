@@ -11,10 +11,22 @@ import uuid
 from typing import Any
 
 from runstop import clock, cursor
-from runstop.config import settings
-from runstop.errors import RunAlreadyExists, RunNotFound, TransitionConflict
-from runstop.status import FINISHED, RunStatus, sources
-from runstop.store import ConditionFailed, RunStore, active_shard_key, public_view
+from runstop.errors import RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
+from runstop.settings import settings
+from runstop.status import (
+    ACKNOWLEDGE_STOP,
+    COMPLETE,
+    FINISHED,
+    HEARTBEAT,
+    START,
+    Change,
+    RunStatus,
+    Transition,
+    changes,
+    new_run,
+    public_view,
+)
+from runstop.store import ConditionFailed, RunStore
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -25,20 +37,7 @@ _KEYED_RUN_IDS = uuid.UUID("5b0f4f1e-7a52-4c1e-9d3e-2f6a1c0e8b74")
 
 def create_run(store: RunStore, tenant_id: str, run_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
     """Store a new pending run; RunAlreadyExists if the id is taken in this tenant."""
-    stamp = clock.iso(clock.now())
-    item: dict[str, Any] = {
-        "tenant_id": tenant_id,
-        "run_id": run_id,
-        "status": RunStatus.PENDING.value,
-        "created_at": stamp,
-        "updated_at": stamp,
-        "version": 1,
-        "metadata": metadata,
-        "created_key": f"{stamp}#{run_id}",
-        "tenant_status": f"{tenant_id}#{RunStatus.PENDING.value}",
-        "active_pk": active_shard_key(RunStatus.PENDING.value, tenant_id, run_id),
-        "sweep_at": stamp,
-    }
+    item = new_run(tenant_id, run_id, at=clock.now(), retention_days=settings().retention_days, metadata=metadata)
     store.put_new(item)
     return public_view(item)
 
@@ -99,97 +98,66 @@ def list_runs(
     return [public_view(item) for item in page], next_cursor
 
 
-def _apply(
-    store: RunStore,
+def _change(
+    transition: Transition,
     tenant_id: str,
     run_id: str,
-    action: str,
-    set_values: dict[str, Any],
-    remove: tuple[str, ...] = (),
-) -> dict[str, Any]:
+    *,
+    target: RunStatus | None = None,
+    stays: RunStatus | None = None,
+) -> Change:
+    return changes(
+        transition,
+        tenant_id=tenant_id,
+        run_id=run_id,
+        at=clock.now(),
+        retention_days=settings().retention_days,
+        target=target,
+        stays=stays,
+    )
+
+
+def _refused(run_id: str, transition: Transition, current: dict[str, Any] | None) -> RunstopError:
+    """Why a transition's condition failed, from the run as DynamoDB handed it back."""
+    if current is None:
+        return RunNotFound(run_id)
+    return TransitionConflict(run_id, transition.action, str(current["status"]))
+
+
+def _apply(store: RunStore, tenant_id: str, run_id: str, transition: Transition, change: Change) -> dict[str, Any]:
     try:
-        run = store.transition(tenant_id, run_id, from_statuses=sources(action), set_values=set_values, remove=remove)
+        return public_view(store.apply(tenant_id, run_id, transition, change))
     except ConditionFailed as failed:
-        if failed.item is None:
-            raise RunNotFound(run_id) from None
-        raise TransitionConflict(run_id, action, str(failed.item["status"])) from None
-    return public_view(run)
+        raise _refused(run_id, transition, failed.item) from None
 
 
 def start_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
     """pending -> running; the heartbeat clock starts now."""
-    stamp = clock.iso(clock.now())
-    return _apply(
-        store,
-        tenant_id,
-        run_id,
-        "start",
-        {
-            "status": RunStatus.RUNNING.value,
-            "tenant_status": f"{tenant_id}#{RunStatus.RUNNING.value}",
-            "started_at": stamp,
-            "heartbeat_at": stamp,
-            "updated_at": stamp,
-            "active_pk": active_shard_key(RunStatus.RUNNING.value, tenant_id, run_id),
-            "sweep_at": stamp,
-        },
-    )
+    return _apply(store, tenant_id, run_id, START, _change(START, tenant_id, run_id))
 
 
 def heartbeat_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
     """Record that a running run's worker is alive; never revives a stopped run."""
-    stamp = clock.iso(clock.now())
-    return _apply(
-        store,
-        tenant_id,
-        run_id,
-        "heartbeat",
-        {"heartbeat_at": stamp, "updated_at": stamp, "sweep_at": stamp},
-    )
+    return _apply(store, tenant_id, run_id, HEARTBEAT, _change(HEARTBEAT, tenant_id, run_id, stays=RunStatus.RUNNING))
 
 
 def acknowledge_stop(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
     """The worker confirms it stopped an interrupted run: `stopped_at` is recorded once.
 
-    Not a status transition (the run stays interrupted), so it is guarded here rather than in
-    the status machine: only an interrupted run without `stopped_at` is changed, a repeat
-    answers the run as it is, and any other status is a conflict.
+    A repeat answers the run as it is (acknowledged before: the same answer again); any
+    other status is a conflict.
     """
-    stamp = clock.iso(clock.now())
+    change = _change(ACKNOWLEDGE_STOP, tenant_id, run_id, stays=RunStatus.INTERRUPTED)
     try:
-        run = store.transition(
-            tenant_id,
-            run_id,
-            from_statuses=(RunStatus.INTERRUPTED,),
-            set_values={"stopped_at": stamp, "updated_at": stamp},
-            extra_condition="attribute_not_exists(stopped_at)",
-        )
+        return public_view(store.apply(tenant_id, run_id, ACKNOWLEDGE_STOP, change))
     except ConditionFailed as failed:
-        if failed.item is None:
-            raise RunNotFound(run_id) from None
-        if failed.item["status"] == RunStatus.INTERRUPTED:
-            return public_view(failed.item)  # acknowledged before: the same answer again
-        raise TransitionConflict(run_id, "acknowledge the stop of", str(failed.item["status"])) from None
-    return public_view(run)
+        if failed.item is not None and failed.item["status"] == RunStatus.INTERRUPTED:
+            return public_view(failed.item)
+        raise _refused(run_id, ACKNOWLEDGE_STOP, failed.item) from None
 
 
 def complete_run(store: RunStore, tenant_id: str, run_id: str, status: RunStatus) -> dict[str, Any]:
     """running -> success/error/timeout; a completion that arrives after a cancel loses."""
     if status not in FINISHED:
         raise ValueError(f"{status} is not a completion status")
-    moment = clock.now()
-    stamp = clock.iso(moment)
-    return _apply(
-        store,
-        tenant_id,
-        run_id,
-        "complete",
-        {
-            "status": status.value,
-            "tenant_status": f"{tenant_id}#{status.value}",
-            "ended_at": stamp,
-            "updated_at": stamp,
-            "expires_at": clock.expiry_epoch(moment, settings().retention_days),
-        },
-        remove=("active_pk", "sweep_at"),
-    )
+    return _apply(store, tenant_id, run_id, COMPLETE, _change(COMPLETE, tenant_id, run_id, target=status))

@@ -1,6 +1,23 @@
-"""The run status machine: the one place that says which transitions exist."""
+"""The run status machine: the one place that says, for each transition, where it may start
+and which attributes it sets and removes.
 
+Besides the status itself, a run carries attributes that exist only for indexes and
+housekeeping (`tenant_status` for ByStatus, `active_pk`/`sweep_at` for the sparse Active
+index, `expires_at` for TTL). They follow from the status, so they are derived here and
+nowhere else: create, start, heartbeat, complete, cancel and the seeder all ask `changes()`.
+A new status is a change to this module (and its tests).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
+
+from runstop import clock
 
 
 class RunStatus(StrEnum):
@@ -18,15 +35,128 @@ ACTIVE: frozenset[RunStatus] = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
 FINISHED: frozenset[RunStatus] = frozenset({RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.TIMEOUT})
 """Terminal states a worker reports itself; cancelling one of these is a conflict."""
 
-TRANSITIONS: dict[str, tuple[frozenset[RunStatus], frozenset[RunStatus]]] = {
-    # action: (statuses it may start from, statuses it may lead to)
-    "start": (frozenset({RunStatus.PENDING}), frozenset({RunStatus.RUNNING})),
-    "heartbeat": (frozenset({RunStatus.RUNNING}), frozenset({RunStatus.RUNNING})),
-    "complete": (frozenset({RunStatus.RUNNING}), FINISHED),
-    "cancel": (ACTIVE, frozenset({RunStatus.INTERRUPTED})),
+FINAL: frozenset[RunStatus] = FINISHED | {RunStatus.INTERRUPTED}
+"""No transition leaves these: any read that shows one is the last word on the run."""
+
+ACTIVE_SHARDS = 8
+"""Partitions of the sparse active-runs index, so the sweeper's reads spread out."""
+
+INTERNAL_ATTRIBUTES = frozenset({"created_key", "tenant_status", "active_pk", "sweep_at", "expires_at"})
+"""Attributes that exist only for indexes and housekeeping, never shown to clients."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An action on a run: the statuses it may start from, where it may lead, what it stamps."""
+
+    action: str
+    sources: frozenset[RunStatus]
+    """The condition of its conditional write (empty: the run must not exist yet)."""
+    targets: frozenset[RunStatus]
+    """The statuses it may lead to (empty: the status stays as it is)."""
+    stamps: tuple[str, ...] = ()
+    """Timestamp attributes set to the moment of the transition."""
+    guard: str | None = field(default=None)
+    """A further condition on the stored run, beyond its status."""
+
+
+CREATE = Transition("create", frozenset(), frozenset({RunStatus.PENDING}), ("created_at",))
+START = Transition(
+    "start", frozenset({RunStatus.PENDING}), frozenset({RunStatus.RUNNING}), ("started_at", "heartbeat_at")
+)
+HEARTBEAT = Transition("heartbeat", frozenset({RunStatus.RUNNING}), frozenset(), ("heartbeat_at",))
+COMPLETE = Transition("complete", frozenset({RunStatus.RUNNING}), FINISHED, ("ended_at",))
+CANCEL = Transition("cancel", ACTIVE, frozenset({RunStatus.INTERRUPTED}), ("ended_at",))
+ACKNOWLEDGE_STOP = Transition(
+    "acknowledge the stop of",
+    frozenset({RunStatus.INTERRUPTED}),
+    frozenset(),
+    ("stopped_at",),
+    guard="attribute_not_exists(stopped_at)",
+)
+"""Not a change of status: the worker confirms it stopped an interrupted run, once."""
+
+TRANSITIONS: Mapping[str, Transition] = {
+    t.action: t for t in (CREATE, START, HEARTBEAT, COMPLETE, CANCEL, ACKNOWLEDGE_STOP)
 }
 
 
-def sources(action: str) -> frozenset[RunStatus]:
-    """Statuses from which `action` is allowed (the condition of its conditional update)."""
-    return TRANSITIONS[action][0]
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one transition writes: attributes to set and attributes to remove."""
+
+    set: dict[str, Any]
+    remove: tuple[str, ...] = ()
+
+    def plus(self, values: Mapping[str, Any]) -> Change:
+        """The same change, setting `values` too (a transition's own payload, e.g. the cancel record)."""
+        return Change({**self.set, **values}, self.remove)
+
+    def applied_to(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """The item as it stands after the change (what DynamoDB's update would leave)."""
+        after = {k: v for k, v in item.items() if k not in self.remove}
+        after.update(self.set)
+        return after
+
+
+def active_shard_key(status: str, tenant_id: str, run_id: str) -> str:
+    """Sparse-index partition for an active run; absent once the run is no longer active."""
+    shard = zlib.crc32(f"{tenant_id}/{run_id}".encode()) % ACTIVE_SHARDS
+    return f"{status}#{shard}"
+
+
+def changes(
+    transition: Transition,
+    *,
+    tenant_id: str,
+    run_id: str,
+    at: datetime,
+    retention_days: int,
+    target: RunStatus | None = None,
+    stays: RunStatus | None = None,
+) -> Change:
+    """The attributes `transition` sets and removes when it happens at `at`.
+
+    `target` picks among several targets (complete); `stays` names the status a transition
+    without a target keeps, so a heartbeat on an active run also moves its `sweep_at`.
+    """
+    if target is None and len(transition.targets) == 1:
+        (target,) = transition.targets
+    if target is not None and target not in transition.targets:
+        raise ValueError(f"{transition.action} cannot lead to {target}")
+    if target is None and transition.targets:
+        raise ValueError(f"{transition.action} needs a target, one of {sorted(transition.targets)}")
+    stamp = clock.iso(at)
+    values: dict[str, Any] = {"updated_at": stamp, **dict.fromkeys(transition.stamps, stamp)}
+    removed: tuple[str, ...] = ()
+    status = target or stays
+    if target is not None:
+        values["status"] = target.value
+        values["tenant_status"] = f"{tenant_id}#{target.value}"
+    if status in ACTIVE:
+        values["sweep_at"] = stamp
+        if target is not None:
+            values["active_pk"] = active_shard_key(target.value, tenant_id, run_id)
+    elif target is not None:
+        values["expires_at"] = clock.expiry_epoch(at, retention_days)
+        removed = ("active_pk", "sweep_at")
+    return Change(values, removed)
+
+
+def new_run(tenant_id: str, run_id: str, *, at: datetime, retention_days: int, **fields: Any) -> dict[str, Any]:
+    """The item of a run just created (pending), with every index attribute it needs."""
+    stamp = clock.iso(at)
+    item: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "run_id": run_id,
+        "version": 1,
+        "metadata": {},
+        "created_key": f"{stamp}#{run_id}",
+        **fields,
+    }
+    return changes(CREATE, tenant_id=tenant_id, run_id=run_id, at=at, retention_days=retention_days).applied_to(item)
+
+
+def public_view(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The run as clients see it: index and housekeeping attributes removed."""
+    return {k: v for k, v in item.items() if k not in INTERNAL_ATTRIBUTES}

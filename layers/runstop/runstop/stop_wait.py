@@ -8,10 +8,9 @@ soon enough without a stream or a second table.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from typing import Any
 
+from runstop import clock
 from runstop.errors import InvalidInput, StoreUnavailable
 from runstop.store import RunStore
 
@@ -41,22 +40,19 @@ def wait_for_stop(
     tenant_id: str,
     run: dict[str, Any],
     seconds: float,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-    monotonic: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Re-read the run until its stop is acknowledged or `seconds` pass; returns the last read.
 
     A read that fails ends the wait early with what is known: the cancel itself is decided,
     and a 503 would hide that.
     """
-    deadline = monotonic() + seconds
+    deadline = clock.monotonic() + seconds
     delay = _FIRST_DELAY
     while not stop_acknowledged(run):
-        left = deadline - monotonic()
+        left = deadline - clock.monotonic()
         if left <= 0:
             break
-        sleep(min(delay, left))
+        clock.sleep(min(delay, left))
         delay = min(delay * 2, _MAX_DELAY)
         try:
             latest = store.get(tenant_id, str(run["run_id"]))

@@ -7,29 +7,23 @@ exists anywhere; on a failed condition the item comes back in the same round tri
 
 from __future__ import annotations
 
-import os
-import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from runstop.config import settings
 from runstop.errors import RunAlreadyExists, StoreUnavailable
-from runstop.status import RunStatus
+from runstop.item_codec import deserialize_item, serialize
+from runstop.settings import settings
+from runstop.status import Change, Transition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-ACTIVE_SHARDS = 8
-"""Partitions of the sparse active-runs index, so the sweeper's reads spread out."""
 
 # Errors that outlast botocore's standard retries and say nothing about the write's fate.
 _TRANSIENT_CODES = frozenset(
@@ -43,21 +37,16 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 
-# Attributes that exist only for indexes and housekeeping, never shown to clients.
-INTERNAL_ATTRIBUTES = frozenset({"created_key", "tenant_status", "active_pk", "sweep_at", "expires_at"})
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
 
 def client_config() -> Config:
     """Standard retry mode with short timeouts: a stuck call must become a 503, not a hang."""
+    config = settings()
     return Config(
         # total_max_attempts counts the first try, as AWS_MAX_ATTEMPTS does; botocore's
         # max_attempts would count retries only (3 -> 4 requests).
-        retries={"mode": "standard", "total_max_attempts": int(os.environ.get("DYNAMODB_MAX_ATTEMPTS", "3"))},
-        connect_timeout=float(os.environ.get("DYNAMODB_CONNECT_TIMEOUT", "1")),
-        read_timeout=float(os.environ.get("DYNAMODB_READ_TIMEOUT", "2")),
+        retries={"mode": "standard", "total_max_attempts": config.dynamodb_max_attempts},
+        connect_timeout=config.dynamodb_connect_timeout,
+        read_timeout=config.dynamodb_read_timeout,
         tcp_keepalive=True,
         # Bulk cancel decides up to 16 runs at once on this one client (runstop.bulk).
         max_pool_connections=16,
@@ -83,64 +72,6 @@ class ConditionFailed(Exception):
     def __init__(self, item: dict[str, Any] | None) -> None:
         super().__init__("condition failed")
         self.item = item
-
-
-def serialize(value: Any) -> Any:
-    """A Python value as a DynamoDB attribute value (boto3's own serializer).
-
-    Plain strings, the bulk of every update, skip the serializer's chain of type checks:
-    the answer is the same and the warm cancel path is measurably shorter (bench row 4).
-    """
-    if type(value) is str:
-        return {"S": value}
-    if value is None:
-        return {"NULL": True}
-    if type(value) is dict:
-        return {"M": {key: serialize(item) for key, item in value.items()}}
-    return _serializer.serialize(_to_dynamo(value))
-
-
-def deserialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deserialize(v) for k, v in item.items()}
-
-
-def _deserialize(value: Mapping[str, Any]) -> Any:
-    # Same shortcut for strings on the way back; everything else goes through boto3's.
-    if len(value) == 1 and "S" in value:
-        return value["S"]
-    return _from_dynamo(_deserializer.deserialize(value))  # type: ignore[arg-type]
-
-
-def _to_dynamo(value: Any) -> Any:
-    """DynamoDB numbers are Decimals; floats must be converted exactly, not rounded by float."""
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_dynamo(v) for v in value]
-    return value
-
-
-def _from_dynamo(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    return value
-
-
-def active_shard_key(status: str, tenant_id: str, run_id: str) -> str:
-    """Sparse-index partition for an active run; absent once the run is no longer active."""
-    shard = zlib.crc32(f"{tenant_id}/{run_id}".encode()) % ACTIVE_SHARDS
-    return f"{status}#{shard}"
-
-
-def public_view(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The run as clients see it: index and housekeeping attributes removed."""
-    return {k: v for k, v in item.items() if k not in INTERNAL_ATTRIBUTES}
 
 
 @contextmanager
@@ -209,19 +140,19 @@ class RunStore:
         units = float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
         return ActivePage(keys, response.get("LastEvaluatedKey"), units)
 
-    def transition(
+    def apply(
         self,
         tenant_id: str,
         run_id: str,
+        transition: Transition,
+        change: Change,
         *,
-        from_statuses: Iterable[str],
-        set_values: Mapping[str, Any],
-        remove: Iterable[str] = (),
-        extra_condition: str | None = None,
+        condition: str | None = None,
         condition_values: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One conditional UpdateItem: apply only if the status is one of `from_statuses`
-        (and `extra_condition`, whose `:placeholders` take `condition_values`, holds too).
+        """One conditional UpdateItem: `change` applies only if the run's status is one of the
+        transition's sources and its guard (and `condition`, whose `:placeholders` take
+        `condition_values`) holds.
 
         Returns the run after the update; raises ConditionFailed with the run as it was.
         """
@@ -229,30 +160,27 @@ class RunStore:
         values: dict[str, Any] = {":one": {"N": "1"}}
         values.update({placeholder: serialize(value) for placeholder, value in (condition_values or {}).items()})
         sets = ["version = version + :one"]
-        for i, (attr, value) in enumerate(set_values.items()):
+        for i, (attr, value) in enumerate(change.set.items()):
             names[f"#s{i}"] = attr
             values[f":s{i}"] = serialize(value)
             sets.append(f"#s{i} = :s{i}")
         allowed = []
-        for i, status in enumerate(sorted(from_statuses)):
+        for i, status in enumerate(sorted(transition.sources)):
             values[f":from{i}"] = {"S": str(status)}
             allowed.append(f":from{i}")
-        condition = f"#status IN ({', '.join(allowed)})"
-        if extra_condition:
-            condition = f"{condition} AND {extra_condition}"
+        clauses = [f"#status IN ({', '.join(allowed)})", transition.guard, condition]
         expression = "SET " + ", ".join(sets)
-        removed = list(remove)
-        if removed:
-            for i, attr in enumerate(removed):
+        if change.remove:
+            for i, attr in enumerate(change.remove):
                 names[f"#r{i}"] = attr
-            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(change.remove)))
         with translate_errors():
             try:
                 response = self.client.update_item(
                     TableName=self.table_name,
                     Key=self.key(tenant_id, run_id),
                     UpdateExpression=expression,
-                    ConditionExpression=condition,
+                    ConditionExpression=" AND ".join(c for c in clauses if c),
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
@@ -321,14 +249,8 @@ def reset_caches() -> None:
 
 __all__ = [
     "ACTIVE_INDEX",
-    "ACTIVE_SHARDS",
     "ActivePage",
     "ConditionFailed",
-    "RunStatus",
     "RunStore",
-    "active_shard_key",
-    "deserialize_item",
-    "public_view",
     "run_store",
-    "serialize",
 ]

@@ -15,7 +15,6 @@ interrupts leaves the index and the next tick simply queries again.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +25,9 @@ from typing import Any
 from runstop import clock
 from runstop.cancel import CancelOutcome, cancel_run
 from runstop.errors import StoreUnavailable
-from runstop.status import RunStatus
-from runstop.store import ACTIVE_SHARDS, RunStore
+from runstop.settings import Settings
+from runstop.status import ACTIVE_SHARDS, RunStatus
+from runstop.store import RunStore
 
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 PENDING_TIMEOUT = "pending_timeout"
@@ -52,18 +52,14 @@ class SweepPolicy:
     """Stop starting new work when less than this is left before the function's timeout."""
 
     @classmethod
-    def from_env(cls) -> SweepPolicy:
+    def from_settings(cls, config: Settings) -> SweepPolicy:
         """The template passes HeartbeatTimeout / PendingTimeout (seconds) as environment."""
-
-        def seconds(name: str, default: float) -> timedelta:
-            return timedelta(seconds=float(os.environ.get(name, default)))
-
         return cls(
-            heartbeat_timeout=seconds("HEARTBEAT_TIMEOUT_SECONDS", 300),
-            pending_timeout=seconds("PENDING_TIMEOUT_SECONDS", 3600),
-            page_size=int(os.environ.get("SWEEP_PAGE_SIZE", "100")),
-            concurrency=int(os.environ.get("SWEEP_CONCURRENCY", "8")),
-            margin=seconds("SWEEP_MARGIN_SECONDS", 5),
+            heartbeat_timeout=timedelta(seconds=config.heartbeat_timeout_seconds),
+            pending_timeout=timedelta(seconds=config.pending_timeout_seconds),
+            page_size=config.sweep_page_size,
+            concurrency=config.sweep_concurrency,
+            margin=timedelta(seconds=config.sweep_margin_seconds),
         )
 
 

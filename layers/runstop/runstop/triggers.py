@@ -20,7 +20,6 @@ The idempotency key of a trigger's cancel is its message id (`sqs:<messageId>`,
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ from pydantic import ValidationError
 from runstop.cancel import CancelDecision, cancel_run
 from runstop.errors import StoreUnavailable
 from runstop.messages import CancelMessage, CancelRequestedEvent, validation_summary
+from runstop.settings import settings
 from runstop.store import RunStore, run_store, translate_errors
 
 if TYPE_CHECKING:
@@ -44,8 +44,6 @@ logger = Logger(child=True)
 
 MALFORMED = "malformed"
 """What a trigger answers for input that can never be a cancel (it is dead-lettered)."""
-
-DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
 
 
 class DeadLetterQueue:
@@ -76,7 +74,7 @@ def dead_letter_queue() -> DeadLetterQueue:
 
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=1, read_timeout=3)
     client: SQSClient = boto3.session.Session().client("sqs", config=config)
-    return DeadLetterQueue(client, os.environ[DEAD_LETTER_QUEUE_URL])
+    return DeadLetterQueue(client, settings().require("dead_letter_queue_url"))
 
 
 def reset_caches() -> None:
@@ -115,6 +113,30 @@ def _refuse(
     logger.warning("malformed cancel dead-lettered", trigger=trigger, origin_id=origin_id, error=summary)
 
 
+def decide(
+    metrics: Metrics, store: RunStore, message: CancelMessage, *, trigger: str, origin_id: str
+) -> CancelDecision:
+    """The step both triggers share: one cancel decision, keyed by the delivery's own id.
+
+    Raises StoreUnavailable (counted) so the trigger's own retry takes the message again.
+    """
+    try:
+        decision = cancel_run(
+            store,
+            message.tenant_id,
+            message.run_id,
+            reason=message.reason,
+            idempotency_key=f"{trigger}:{origin_id}",
+            source=trigger,
+        )
+    except StoreUnavailable:
+        metrics.add_metric(name="Cancel.StoreUnavailable", unit=MetricUnit.Count, value=1)
+        logger.warning("store unavailable; the delivery will be retried", trigger=trigger, origin_id=origin_id)
+        raise
+    record_decision(metrics, decision, tenant_id=message.tenant_id, trigger=trigger, origin_id=origin_id)
+    return decision
+
+
 class CancelQueueConsumer:
     """The record handler for the CancelRequests queue (Powertools BatchProcessor, SQS).
 
@@ -141,22 +163,7 @@ class CancelQueueConsumer:
         except ValidationError as error:
             _refuse(self.metrics, self.dead_letters(), body, error, trigger=self.trigger, origin_id=record.messageId)
             return MALFORMED
-        try:
-            decision = cancel_run(
-                self.store(),
-                message.tenant_id,
-                message.run_id,
-                reason=message.reason,
-                idempotency_key=f"{self.trigger}:{record.messageId}",
-                source=self.trigger,
-            )
-        except StoreUnavailable:
-            self.metrics.add_metric(name="Cancel.StoreUnavailable", unit=MetricUnit.Count, value=1)
-            logger.warning("store unavailable; the message will be redelivered", message_id=record.messageId)
-            raise
-        record_decision(
-            self.metrics, decision, tenant_id=message.tenant_id, trigger=self.trigger, origin_id=record.messageId
-        )
+        decision = decide(self.metrics, self.store(), message, trigger=self.trigger, origin_id=record.messageId)
         return decision.outcome.value
 
 
@@ -175,20 +182,7 @@ def handle_cancel_event(
         _refuse(metrics, dead_letters(), json.dumps(event, default=str), error, trigger=trigger, origin_id=origin_id)
         return {"outcome": MALFORMED, "error": validation_summary(error)}
     message = parsed.detail
-    try:
-        decision = cancel_run(
-            store(),
-            message.tenant_id,
-            message.run_id,
-            reason=message.reason,
-            idempotency_key=f"{trigger}:{parsed.id}",
-            source=trigger,
-        )
-    except StoreUnavailable:
-        metrics.add_metric(name="Cancel.StoreUnavailable", unit=MetricUnit.Count, value=1)
-        logger.warning("store unavailable; Lambda will retry the event", event_id=parsed.id)
-        raise
-    record_decision(metrics, decision, tenant_id=message.tenant_id, trigger=trigger, origin_id=parsed.id)
+    decision = decide(metrics, store(), message, trigger=trigger, origin_id=parsed.id)
     return {
         "tenant_id": message.tenant_id,
         "run_id": message.run_id,

@@ -1,4 +1,4 @@
-"""The validating HTTP resolver shared by the runs API: routing, request validation and
+"""The runs API's Powertools resolver (validating, pydantic): routing, request validation and
 the map from exceptions to problem documents live here so routes stay a few lines."""
 
 from __future__ import annotations
@@ -19,18 +19,10 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
 from runstop.errors import RunstopError
-from runstop.http import (
-    JSON_CONTENT_TYPE,
-    MAX_IDEMPOTENCY_KEY,
-    PROBLEM_CONTENT_TYPE,
-    RUN_ID_PATTERN,
-    is_json_media_type,
-    problem,
-    problem_for,
-    tenant_from_event,
-    unsupported_media_type,
-)
+from runstop.ids import RUN_ID_PATTERN
+from runstop.lean_http import JSON_CONTENT_TYPE, MAX_IDEMPOTENCY_KEY, is_json_media_type, tenant_from_event
 from runstop.models import Problem
+from runstop.problems import PROBLEM_CONTENT_TYPE, problem, problem_for, unsupported_media_type
 
 logger = Logger(child=True)
 

@@ -13,27 +13,43 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from runstop_dev.stack import CREDENTIALS, REGION, LocalStack, local_stack
-from runstop_dev.template import function_environment, function_timeout, load_template, resource
+from runstop_dev.template import REPO_ROOT, function_environment, function_timeout, load_template, resource
+
+RUNNING_FILE = REPO_ROOT / ".local" / "running.json"
+"""Written by a running `make run` (its API URL and DynamoDB endpoint), removed when it stops."""
 
 
-def default_endpoint() -> str:
-    """DYNAMODB_ENDPOINT, else the DynamoDB Local that `make run` starts (DDB_PORT, 8000)."""
-    return os.environ.get("DYNAMODB_ENDPOINT") or f"http://127.0.0.1:{os.environ.get('DDB_PORT', '8000')}"
+def default_endpoint() -> str | None:
+    """DYNAMODB_ENDPOINT, else the DynamoDB of the `make run` that is running now (whatever its port)."""
+    if os.environ.get("DYNAMODB_ENDPOINT"):
+        return os.environ["DYNAMODB_ENDPOINT"]
+    try:
+        return str(json.loads(RUNNING_FILE.read_text())["dynamodb"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def require_endpoint(endpoint: str | None) -> str:
+    if not endpoint:
+        raise SystemExit("no DynamoDB to talk to: start `make run` first, or set DYNAMODB_ENDPOINT")
+    return endpoint
 
 
 @contextlib.contextmanager
-def reachable_stack(endpoint: str) -> Iterator[LocalStack]:
+def reachable_stack(endpoint: str | None) -> Iterator[LocalStack]:
     """The local stack on `endpoint`, or a clear exit when nothing answers there."""
     from botocore.exceptions import EndpointConnectionError
 
     from runstop_dev.ddb_local import local_client
 
+    endpoint = require_endpoint(endpoint)
     try:
         local_client(endpoint, retries={"max_attempts": 1}).list_tables(Limit=1)
     except EndpointConnectionError:
@@ -72,17 +88,18 @@ def function_env(logical_id: str, endpoint: str, refs: dict[str, str]) -> Iterat
 
 
 def sweep_once(
-    endpoint: str, heartbeat_timeout: float | None = None, pending_timeout: float | None = None
+    endpoint: str | None, heartbeat_timeout: float | None = None, pending_timeout: float | None = None
 ) -> dict[str, Any]:
     """One sweep with the SweeperFunction's settings (overridable), printing each stopped run."""
+    from runstop.settings import settings
     from runstop.store import run_store
     from runstop.sweeper import StoppedRun, SweepPolicy, sweep
 
     def stopped(run: StoppedRun) -> None:
-        print(f"stopped {run.tenant_id}/{run.run_id} ({run.reason})", flush=True)
+        print(f"stopped {run.tenant_id}/{run.run_id} ({run.reason})", file=sys.stderr, flush=True)
 
     with reachable_stack(endpoint) as stack, function_env("SweeperFunction", stack.endpoint, stack.refs):
-        policy = SweepPolicy.from_env()
+        policy = SweepPolicy.from_settings(settings())
         if heartbeat_timeout is not None:
             policy = dataclasses.replace(policy, heartbeat_timeout=timedelta(seconds=heartbeat_timeout))
         if pending_timeout is not None:
@@ -90,6 +107,7 @@ def sweep_once(
         print(
             f"sweeping {stack.endpoint}: running runs silent for {policy.heartbeat_timeout.total_seconds():g}s, "
             f"pending runs older than {policy.pending_timeout.total_seconds():g}s",
+            file=sys.stderr,
             flush=True,
         )
         summary = sweep(run_store(), policy, on_stopped=stopped)
@@ -98,6 +116,16 @@ def sweep_once(
 
 def queue_resources() -> list[str]:
     return [rid for rid, r in load_template()["Resources"].items() if r["Type"] == "AWS::SQS::Queue"]
+
+
+def _sqs(boto3: Any) -> Any:
+    """A client of the in-process (moto) SQS, with credentials of its own: none need exist on the machine."""
+    session = boto3.session.Session(
+        region_name=REGION,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    return session.client("sqs")
 
 
 @contextlib.contextmanager
@@ -111,7 +139,7 @@ def local_queues() -> Iterator[dict[str, str]]:
 
     config: Any = {"core": {"mock_credentials": False, "passthrough": {"services": ["dynamodb"]}}}
     with mock_aws(config=config):
-        sqs = boto3.session.Session(region_name=REGION).client("sqs")
+        sqs = _sqs(boto3)
         yield {rid: sqs.create_queue(QueueName=rid)["QueueUrl"] for rid in queue_resources()}
 
 
@@ -119,7 +147,7 @@ def drain(queue_url: str) -> list[dict[str, Any]]:
     """Every message now in a (moto) queue, with its attributes."""
     import boto3
 
-    sqs = boto3.session.Session(region_name=REGION).client("sqs")
+    sqs = _sqs(boto3)
     messages: list[dict[str, Any]] = []
     while True:
         got: list[Any] = sqs.receive_message(
@@ -130,8 +158,12 @@ def drain(queue_url: str) -> list[dict[str, Any]]:
         messages.extend(got)
 
 
-def invoke(logical_id: str, event_path: Path, endpoint: str) -> dict[str, Any]:
-    """Feed the event to the resource's handler (or pipe) and report what came out."""
+def invoke(logical_id: str, event_path: Path, endpoint: str | None) -> dict[str, Any]:
+    """Feed the event to the resource's handler (or pipe) and report what came out.
+
+    The function's own output (log lines, the EMF metrics line) goes to stderr, so stdout
+    carries only the report.
+    """
     from runstop_dev.handlers import LambdaContext, load_handler
 
     event = json.loads(event_path.read_text())
@@ -152,6 +184,7 @@ def invoke(logical_id: str, event_path: Path, endpoint: str) -> dict[str, Any]:
         reachable_stack(endpoint) as stack,
         local_queues() as queues,
         function_env(logical_id, stack.endpoint, {**stack.refs, **queues}),
+        contextlib.redirect_stdout(sys.stderr),
     ):
         handler = load_handler(logical_id, fresh=True)
         context = LambdaContext(function_name=logical_id, timeout_ms=int(function_timeout(logical_id) * 1000))

@@ -1,0 +1,21 @@
+"""Run and tenant identifiers: the one pattern every door (HTTP, queue, event) checks."""
+
+from __future__ import annotations
+
+import re
+
+from runstop.errors import InvalidInput
+
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # used with fullmatch: no "$\n" loophole
+
+
+def valid_run_id(run_id: str) -> bool:
+    return _RUN_ID.fullmatch(run_id) is not None
+
+
+def require_run_id(run_id: str) -> str:
+    """The id itself, or InvalidInput (400) when it does not match RUN_ID_PATTERN."""
+    if not valid_run_id(run_id):
+        raise InvalidInput(f"run_id must match {RUN_ID_PATTERN}")
+    return run_id
