@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +114,7 @@ class ProcessGroup:
         self.signal(signal.SIGTERM)
         if self.wait_gone(until, clock):
             return
-        say(f"process group {self.pgid} still alive at its stop deadline: SIGKILL")
+        say(f"process group {self.pgid} still alive at the stop deadline: SIGKILL")
         self.signal(signal.SIGKILL)
         if not self.wait_gone(clock() + KILL_WAIT, clock):
             say(f"process group {self.pgid} survived SIGKILL for {KILL_WAIT:.0f}s")
@@ -185,19 +185,21 @@ class CommandRun:
         group.process.wait()
         self._wake.set()
 
-    def _stop_at(self) -> float:
-        """The monotonic time for SIGKILL: the run's stop_deadline, else now + the stop grace."""
+    def _stop_at(self) -> tuple[float, datetime]:
+        """When to SIGKILL, as a monotonic time and as the wall-clock deadline it stands for:
+        the run's stop_deadline, else now + the stop grace."""
+        now = self._now()
         deadline = self.worker.stop_deadline
         if deadline is None:
-            return self._clock() + (self.options.stop_grace or DEFAULT_STOP_GRACE)
-        return self._clock() + max(0.0, (deadline - self._now()).total_seconds())
+            deadline = now + timedelta(seconds=self.options.stop_grace or DEFAULT_STOP_GRACE)
+        return self._clock() + max(0.0, (deadline - now).total_seconds()), deadline
 
     def _stopped(self, group: ProcessGroup) -> int:
         """The run was interrupted (or taken away): empty the group, then acknowledge the stop."""
-        until = self._stop_at()
+        until, deadline = self._stop_at()
         why = _why(RunCancelled(self.worker.run_id, self.worker.cancel, self.worker.stopped_status))
-        left = max(0.0, until - self._clock())
-        self.say(f"run {self.worker.run_id} {why}: SIGTERM to process group {group.pgid}, SIGKILL in {left:.1f}s")
+        at = deadline.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.say(f"run {self.worker.run_id} {why}; SIGTERM to process group {group.pgid}, SIGKILL at {at}")
         group.stop(until, self.say, self._clock)
         try:
             acknowledged = self.worker.acknowledge()
