@@ -10,6 +10,8 @@ the run is completed (`success` for exit 0, else `error`) and runstop exits with
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -23,7 +25,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from runstop_client.client import DEFAULT_HEARTBEAT_INTERVAL
-from runstop_client.errors import RunCancelled, RunstopError
+from runstop_client.errors import InvalidRequest, RunCancelled, RunstopError
+from runstop_client.models import Run
 from runstop_client.worker import Worker
 
 if TYPE_CHECKING:
@@ -65,10 +68,30 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """On Linux, make CMD's orphaned descendants runstop's children instead of init's.
+
+    A killed process's children become zombies until their new parent reaps them; under an init
+    that reaps slowly (measured: over 1 s in a microVM) they kept the group "alive" after SIGKILL.
+    As their subreaper, runstop reaps them itself the moment it looks (waitpid on the group).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
 class ProcessGroup:
     """CMD and everything it starts in its group; `alive` is true while any of them exists."""
 
     def __init__(self, argv: Sequence[str]) -> None:
+        become_subreaper()
         self.process = subprocess.Popen(list(argv), **_new_group())
         self.pgid = self.process.pid
 
@@ -89,10 +112,9 @@ class ProcessGroup:
         return True
 
     def _reap_others(self) -> None:
-        """Members that became our children (runstop as PID 1 or a subreaper) would linger as zombies.
-
-        Only after Popen reaped CMD itself, so its exit status is never taken from it.
-        """
+        """Reap members that became our children (runstop is their subreaper, or PID 1), which
+        would otherwise linger as zombies in the group. Only after Popen reaped CMD itself, so
+        CMD's exit status is never taken from it."""
         while True:
             try:
                 pid, _ = os.waitpid(-self.pgid, os.WNOHANG)
@@ -156,7 +178,7 @@ class CommandRun:
         """Run it; the exit code (CMD's, or 130 once cancelled). Service errors raise RunstopError."""
         worker = self.worker
         if not worker.run_id:
-            worker.run_id = self.client.create(stop_grace_seconds=self.options.stop_grace).run_id
+            worker.run_id = self._create().run_id
         try:
             worker.start()
         except RunCancelled as cancelled:
@@ -180,6 +202,18 @@ class CommandRun:
                 return self._stopped(group)
             worker.stop_heartbeats()
             return self._exited(group)
+
+    def _create(self) -> Run:
+        """A new run with the stop grace; a service without stop deadlines refuses the field (422),
+        and then the grace is runstop's own (SIGKILL at now + grace once the cancel is seen)."""
+        grace = self.options.stop_grace
+        try:
+            return self.client.create(stop_grace_seconds=grace)
+        except InvalidRequest as error:
+            if grace is None or "stop_grace_seconds" not in json.dumps(error.problem):
+                raise
+        self.say("the service takes no stop_grace_seconds yet: --stop-grace applies from when the cancel is seen")
+        return self.client.create()
 
     def _wait_exit(self, group: ProcessGroup) -> None:
         group.process.wait()

@@ -199,3 +199,24 @@ def test_exit_code_of_a_command_killed_by_a_signal_follows_the_shell():
     assert exit_code(3) == 3
     assert exit_code(-15) == 143
     assert exit_code(-9) == 137
+
+
+def test_run_with_a_stop_grace_on_a_service_without_stop_deadlines_keeps_the_grace_local():
+    from runstop_client.runner import CommandRun, Options
+
+    refused = problem(422, "validation", errors=[{"loc": ["body", "stop_grace_seconds"], "msg": "Extra inputs"}])
+    api = FakeApi().on("POST /runs", refused, ok(run_json("r1", "pending"), 201))
+    said: list[str] = []
+    command = CommandRun(api.client(), ["true"], Options(stop_grace=5), say=said.append)
+    assert command._create().run_id == "r1"
+    assert api.bodies("POST /runs") == [{"stop_grace_seconds": 5}, {}]
+    assert "stop_grace_seconds" in said[0]
+
+
+def test_run_with_a_stop_grace_sends_it_to_a_service_that_takes_it():
+    from runstop_client.runner import CommandRun, Options
+
+    api = FakeApi().on("POST /runs", ok(run_json("r1", "pending", stop_grace_seconds=5), 201))
+    command = CommandRun(api.client(), ["true"], Options(stop_grace=5), say=lambda _: None)
+    assert command._create().run_id == "r1"
+    assert api.bodies("POST /runs") == [{"stop_grace_seconds": 5}]
