@@ -5,13 +5,21 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runstop import bulk, idempotency, runs
 from runstop.cursor import MAX_CURSOR_LENGTH
-from runstop.models import BulkCancelRequest, BulkCancelResponse, CompleteRunRequest, CreateRunRequest, Run, RunPage
+from runstop.models import (
+    BulkCancelRequest,
+    BulkCancelResponse,
+    CompleteRunRequest,
+    CreateRunRequest,
+    Run,
+    RunPage,
+    WorkerRequest,
+)
 from runstop.resolver import IdempotencyKeyHeader, RunIdPath, build_resolver, current_tenant, route_responses
 from runstop.settings import settings
 from runstop.status import RunStatus
@@ -24,9 +32,14 @@ settings()  # a missing TABLE_NAME fails the first cold start, with its name, no
 
 StatusQuery = Annotated[RunStatus | None, Query(description="Only runs in this status.")]
 LimitQuery = Annotated[int, Query(ge=1, le=runs.MAX_PAGE_SIZE, description="Runs per page.")]
+WorkerBody = Annotated[WorkerRequest | None, Body(description="Optional: which worker calls.")]
 CursorQuery = Annotated[
     str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page, unchanged.")
 ]
+
+
+def _worker(body: WorkerRequest | None) -> str | None:
+    return None if body is None else body.worker_id
 
 
 @app.post(
@@ -85,7 +98,12 @@ def list_runs(
 )
 def bulk_cancel(body: BulkCancelRequest, idempotency_key: IdempotencyKeyHeader = None) -> BulkCancelResponse:
     results = bulk.cancel_many(
-        run_store(), current_tenant(app), body.run_ids, reason=body.reason, idempotency_key=idempotency_key
+        run_store(),
+        current_tenant(app),
+        body.run_ids,
+        reason=body.reason,
+        idempotency_key=idempotency_key,
+        remaining_ms=app.lambda_context.get_remaining_time_in_millis,
     )
     return BulkCancelResponse.model_validate({"results": results})
 
@@ -98,31 +116,36 @@ def get_run(run_id: RunIdPath) -> Run:
 @app.post(
     "/runs/<run_id>/start",
     summary="Worker: pending -> running",
-    responses=route_responses(200, Run, "The run, now running.", 404, 409),
+    description="Stores worker_id (generated when absent) as the run's holder. Repeating it with the same "
+    "worker_id while that worker runs the run answers 200 with the run; another worker gets 409 with run_status "
+    "and the holder's worker_id.",
+    responses=route_responses(200, Run, "The run, now running.", 404, 409, 415, 422),
 )
-def start_run(run_id: RunIdPath) -> Run:
-    return Run.model_validate(runs.start_run(run_store(), current_tenant(app), run_id))
+def start_run(run_id: RunIdPath, body: WorkerBody = None) -> Run:
+    return Run.model_validate(runs.start_run(run_store(), current_tenant(app), run_id, _worker(body)))
 
 
 @app.post(
     "/runs/<run_id>/heartbeat",
     summary="Worker: I am alive",
-    description="A 409 carries run_status: the run is no longer running and the worker must stop "
+    description="With worker_id, only the holder may heartbeat. A 409 carries run_status (and, when interrupted, "
+    "cancel): the run is no longer running and the worker must stop "
     "(and, if it is interrupted, acknowledge with POST /runs/{run_id}/stopped).",
-    responses=route_responses(200, Run, "The run, heartbeat_at updated.", 404, 409),
+    responses=route_responses(200, Run, "The run, heartbeat_at updated.", 404, 409, 415, 422),
 )
-def heartbeat_run(run_id: RunIdPath) -> Run:
-    return Run.model_validate(runs.heartbeat_run(run_store(), current_tenant(app), run_id))
+def heartbeat_run(run_id: RunIdPath, body: WorkerBody = None) -> Run:
+    return Run.model_validate(runs.heartbeat_run(run_store(), current_tenant(app), run_id, _worker(body)))
 
 
 @app.post(
     "/runs/<run_id>/complete",
     summary="Worker: running -> success | error | timeout",
-    description="A completion that arrives after a cancel is refused with 409; it never overwrites the cancel.",
+    description="A completion that arrives after a cancel is refused with 409; it never overwrites the cancel. "
+    "Completing again with the status the run already has answers 200 with the run, unchanged.",
     responses=route_responses(200, Run, "The finished run.", 404, 409, 415, 422),
 )
 def complete_run(run_id: RunIdPath, body: CompleteRunRequest) -> Run:
-    run = runs.complete_run(run_store(), current_tenant(app), run_id, RunStatus(body.status))
+    run = runs.complete_run(run_store(), current_tenant(app), run_id, RunStatus(body.status), body.worker_id)
     return Run.model_validate(run)
 
 
@@ -137,11 +160,12 @@ def complete_run(run_id: RunIdPath, body: CompleteRunRequest) -> Run:
         "The run with stopped_at.",
         404,
         409,
+        415,
         notes={409: "The run is not interrupted; run_status says what it is."},
     ),
 )
-def acknowledge_stop(run_id: RunIdPath) -> Run:
-    return Run.model_validate(runs.acknowledge_stop(run_store(), current_tenant(app), run_id))
+def acknowledge_stop(run_id: RunIdPath, body: WorkerBody = None) -> Run:
+    return Run.model_validate(runs.acknowledge_stop(run_store(), current_tenant(app), run_id, _worker(body)))
 
 
 @metrics.log_metrics

@@ -94,9 +94,9 @@ def test_given_the_first_request_still_running_when_a_retry_arrives_then_409_wit
     retries: list[dict[str, Any]] = []
     original = runs.create_run
 
-    def create_during_retry(*args: Any) -> dict[str, Any]:
+    def create_during_retry(*args: Any, **kwargs: Any) -> dict[str, Any]:
         retries.append(_create(runs_handler, {"run_id": "r1"}))
-        return original(*args)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(runs, "create_run", create_during_retry)
     # When

@@ -30,13 +30,14 @@ RUN = "run-2026.03:matrix"
 # A status name: the request succeeds (200, cancel 202) and the run is now in that status.
 # 409 / 404: a problem answer and the run exactly as before (or still absent).
 # already_interrupted / absent: a 202 cancel outcome that changes nothing.
+# unchanged: 200 with the run as it is (completing again with the status it already has).
 MATRIX_TEXT = """
 from \\ route  start    heartbeat  complete=success  complete=error  complete=timeout  cancel
 pending       running  409        409               409             409               interrupted
 running       409      running    success           error           timeout           interrupted
-success       409      409        409               409             409               409
-error         409      409        409               409             409               409
-timeout       409      409        409               409             409               409
+success       409      409        unchanged         409             409               409
+error         409      409        409               unchanged       409               409
+timeout       409      409        409               409             unchanged         409
 interrupted   409      409        409               409             409               already_interrupted
 absent        404      404        404               404             404               absent
 """
@@ -155,6 +156,10 @@ def test_given_a_run_in_a_status_when_a_route_is_called_then_answer_and_stored_r
         document = assert_problem(response, 409, slug)
         assert (document["run_id"], document["run_status"]) == (RUN, start)
         assert after == before, "a refused request must not touch the run"
+    elif expected == "unchanged":
+        assert response["statusCode"] == 200
+        assert body["status"] == start
+        assert after == before, "a repeated completion must not touch the run"
     elif expected == "absent":
         assert_cancel_accepted(response, run_id=RUN, status=None, outcome="absent", cancel=None, version=None)
         assert after is None, "cancelling an absent run must not create it"

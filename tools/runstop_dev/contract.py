@@ -4,6 +4,7 @@ the OpenAPI document (openapi.json), both written from code and checked against 
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -17,7 +18,7 @@ from runstop.models import CancelAccepted, CancelRequest
 from runstop.resolver import IdempotencyKeyHeader, RunIdPath, route_responses
 from runstop.stop_wait import MAX_WAIT_SECONDS
 from runstop_dev.handlers import load_function_module
-from runstop_dev.template import REPO_ROOT, function
+from runstop_dev.template import REPO_ROOT, function, function_environment
 
 if TYPE_CHECKING:
     from runstop_dev.local_api import ExtraRoute
@@ -60,6 +61,11 @@ def write_schemas() -> list[Path]:
 def _runs_api_resolver() -> APIGatewayHttpResolver:
     """A private copy of the runs API's resolver, so the documentation-only route added to it
     never reaches the module the handlers and tests use."""
+    from runstop_dev.stack import local_refs
+
+    # Its settings are read at import, as in Lambda: give it the environment the template gives it.
+    for name, value in function_environment("RunsApiFunction", local_refs()).items():
+        os.environ.setdefault(name, value)
     module = load_function_module(function("RunsApiFunction"), name="runstop_openapi.RunsApiFunction", fresh=True)
     app: APIGatewayHttpResolver = module.app
     return app

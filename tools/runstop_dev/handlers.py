@@ -36,7 +36,11 @@ def load_function_module(fn: Function, *, name: str | None = None, fresh: bool =
         raise ImportError(f"cannot load {fn.code_dir}/{fn.module}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # as Python's own import does: no half-made module is found later
+        raise
     return module
 
 

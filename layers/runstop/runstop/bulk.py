@@ -6,8 +6,8 @@ the batch: each id gets its own answer, in the order the ids first appear.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from runstop import clock
@@ -34,6 +34,15 @@ def bulk_result(decision: CancelDecision) -> dict[str, Any]:
     return {"run_id": decision.run_id, "status_code": 409, "run_status": decision.run_status}
 
 
+ANSWER_MARGIN_MS = 1_500
+"""Kept of the invocation to answer: decisions still open then are answered 503 per id."""
+
+
+def _undecided(run_id: str) -> dict[str, Any]:
+    # Nothing is known about this run's write; the caller retries just this id.
+    return {"run_id": run_id, "status_code": 503, "error": "DynamoDB did not answer in time; retry this id"}
+
+
 def cancel_many(
     store: RunStore,
     tenant_id: str,
@@ -42,8 +51,14 @@ def cancel_many(
     reason: str | None = None,
     idempotency_key: str | None = None,
     source: str = "bulk",
+    remaining_ms: Callable[[], int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Cancel each distinct id once; invalid ids and store failures are reported per id."""
+    """Cancel each distinct id once; invalid ids and store failures are reported per id.
+
+    With `remaining_ms` (the invocation's clock), the answer comes before the function's
+    timeout whatever DynamoDB does: decisions not finished ANSWER_MARGIN_MS before it are
+    answered 503 for their id (their write may still land; a retry then finds it).
+    """
     unique = list(dict.fromkeys(run_ids))
     at = clock.now()  # one request, one requested_at on every run it cancels
 
@@ -53,8 +68,7 @@ def cancel_many(
                 store, tenant_id, run_id, reason=reason, idempotency_key=idempotency_key, source=source, at=at
             )
         except StoreUnavailable:
-            # Nothing is known about this run's write; the caller retries just this id.
-            return {"run_id": run_id, "status_code": 503, "error": "DynamoDB did not answer in time; retry this id"}
+            return _undecided(run_id)
         return bulk_result(decision)
 
     results = {
@@ -64,6 +78,12 @@ def cancel_many(
     }
     valid = [run_id for run_id in unique if run_id not in results]
     if valid:
-        with ThreadPoolExecutor(max_workers=min(BULK_CONCURRENCY, len(valid))) as pool:
-            results.update(zip(valid, pool.map(decide, valid), strict=True))
+        pool = ThreadPoolExecutor(max_workers=min(BULK_CONCURRENCY, len(valid)))
+        futures = {run_id: pool.submit(decide, run_id) for run_id in valid}
+        budget = None if remaining_ms is None else max(0.0, (remaining_ms() - ANSWER_MARGIN_MS) / 1000)
+        wait(futures.values(), timeout=budget)
+        # Not waiting for stragglers: each holds one DynamoDB call that the SDK's own timeouts end.
+        pool.shutdown(wait=False, cancel_futures=True)
+        for run_id, future in futures.items():
+            results[run_id] = future.result() if future.done() and not future.cancelled() else _undecided(run_id)
     return [results[run_id] for run_id in unique]

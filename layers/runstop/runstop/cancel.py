@@ -14,8 +14,10 @@ from enum import StrEnum
 from typing import Any
 
 from runstop import clock
+from runstop.errors import StoreUnavailable
+from runstop.ids import request_token
 from runstop.settings import settings
-from runstop.status import ACTIVE, CANCEL, RunStatus, changes
+from runstop.status import ACTIVE, CANCEL, FINAL, RunStatus, changes
 from runstop.store import ConditionFailed, RunStore
 
 MAX_REASON_LENGTH = 256
@@ -40,6 +42,8 @@ class CancelDecision:
     outcome: CancelOutcome
     run: dict[str, Any] | None
     """The run as stored when the decision was made; None when absent."""
+    by_fallback_read: bool = False
+    """Decided by a read after the update was throttled (counted: Cancel.fallback_read)."""
 
     @property
     def accepted(self) -> bool:
@@ -75,12 +79,13 @@ def cancel_run(
     moment = at or clock.now()
     stale = None if stale_before is None else "sweep_at < :stale_before"
     stale_values = None if stale_before is None else {":stale_before": clock.iso(stale_before)}
-    stamp = clock.iso(moment)
-    record: dict[str, Any] = {"reason": reason, "requested_at": stamp, "source": source}
+    record: dict[str, Any] = {"reason": reason, "requested_at": clock.iso(moment), "source": source}
     if idempotency_key is not None:
         record["idempotency_key"] = idempotency_key
+    # The request's identity: a retry that finds this token on the run knows the cancel is its own.
+    token = request_token(idempotency_key)
     change = changes(
-        CANCEL, tenant_id=tenant_id, run_id=run_id, at=moment, retention_days=settings().retention_days
+        CANCEL, tenant_id=tenant_id, run_id=run_id, at=moment, retention_days=settings().retention_days, token=token
     ).plus({"cancel": record})
     for _ in range(_MAX_ATTEMPTS):
         try:
@@ -88,19 +93,46 @@ def cancel_run(
             return CancelDecision(run_id, CancelOutcome.INTERRUPTED, run)
         except ConditionFailed as failed:
             current = failed.item if failed.item is not None else store.get(tenant_id, run_id)
-        if current is None:
-            return CancelDecision(run_id, CancelOutcome.ABSENT, None)
-        status = current["status"]
-        if status == RunStatus.INTERRUPTED:
-            stored = current.get("cancel") or {}
-            # Our own write counts as ours: the same Idempotency-Key, or this very record, which
-            # is what an SDK retry finds when the first attempt applied but its answer was lost.
-            same_key = idempotency_key is not None and stored.get("idempotency_key") == idempotency_key
-            mine = same_key or stored == record
-            outcome = CancelOutcome.INTERRUPTED if mine else CancelOutcome.ALREADY_INTERRUPTED
-            return CancelDecision(run_id, outcome, current)
-        if status not in ACTIVE:
-            return CancelDecision(run_id, CancelOutcome.CONFLICT, current)
-        if stale_before is not None:
-            return CancelDecision(run_id, CancelOutcome.FRESH, current)
-    raise RuntimeError(f"run {run_id!r} stayed active through {_MAX_ATTEMPTS} cancel attempts")
+        except StoreUnavailable as unavailable:
+            return _decided_by_a_read(store, tenant_id, run_id, token, unavailable)
+        decision = _decided_by(run_id, current, token, stale_before is not None)
+        if decision is not None:
+            return decision
+    # Appearing and vanishing under every try: say nothing rather than guess (503, retry).
+    raise StoreUnavailable(f"run {run_id!r} kept changing through {_MAX_ATTEMPTS} cancel attempts")
+
+
+def _decided_by(
+    run_id: str, current: dict[str, Any] | None, token: str, sweeping: bool = False
+) -> CancelDecision | None:
+    """The decision a failed update leaves, from the run as it stands (None: active, try again)."""
+    if current is None:
+        return CancelDecision(run_id, CancelOutcome.ABSENT, None)
+    status = current["status"]
+    if status == RunStatus.INTERRUPTED:
+        mine = CANCEL.wrote(current, token)
+        return CancelDecision(run_id, CancelOutcome.INTERRUPTED if mine else CancelOutcome.ALREADY_INTERRUPTED, current)
+    if status not in ACTIVE:
+        return CancelDecision(run_id, CancelOutcome.CONFLICT, current)
+    if sweeping:
+        return CancelDecision(run_id, CancelOutcome.FRESH, current)
+    return None
+
+
+def _decided_by_a_read(
+    store: RunStore, tenant_id: str, run_id: str, token: str, unavailable: StoreUnavailable
+) -> CancelDecision:
+    """A throttled update may still be decided: any read, even an eventually consistent one, that
+    shows a final status is the last word on the run (reads have capacity of their own). Only an
+    active, absent or unreadable run leaves the cancel undecided (StoreUnavailable, 503)."""
+    if not (unavailable.throttled and settings().throttle_fallback):
+        raise unavailable
+    try:
+        current = store.get(tenant_id, run_id, consistent=False)
+    except StoreUnavailable:
+        raise unavailable from None
+    if current is None or current["status"] not in FINAL:
+        raise unavailable
+    decision = _decided_by(run_id, current, token)
+    assert decision is not None  # a final status always decides
+    return CancelDecision(decision.run_id, decision.outcome, decision.run, by_fallback_read=True)

@@ -1,5 +1,10 @@
 """Domain exceptions. Handlers map each class to one HTTP answer; nothing matches on text."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
 
 class RunstopError(Exception):
     """Base class for every error the domain raises on purpose."""
@@ -12,19 +17,27 @@ class RunNotFound(RunstopError):
 
 
 class RunAlreadyExists(RunstopError):
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, existing: Mapping[str, Any] | None = None) -> None:
         super().__init__(f"run {run_id!r} already exists")
         self.run_id = run_id
+        self.existing = existing
+        """The run as stored, when DynamoDB handed it back with the refusal."""
+
+
+CONFLICT_DETAILS = ("worker_id", "cancel", "stop_deadline")
+"""What a 409 tells a worker besides the status: who holds the run, and why and by when to stop."""
 
 
 class TransitionConflict(RunstopError):
-    """The run's current status does not allow the requested transition."""
+    """The run's current status (or holder) does not allow the requested transition."""
 
-    def __init__(self, run_id: str, action: str, run_status: str) -> None:
-        super().__init__(f"cannot {action} run {run_id!r}: it is {run_status}")
+    def __init__(self, run_id: str, action: str, run: Mapping[str, Any], reason: str | None = None) -> None:
+        run_status = str(run["status"])
+        super().__init__(reason or f"cannot {action} run {run_id!r}: it is {run_status}")
         self.run_id = run_id
         self.action = action
         self.run_status = run_status
+        self.details = {name: run[name] for name in CONFLICT_DETAILS if run.get(name) is not None}
 
 
 class StoreUnavailable(RunstopError):
@@ -34,6 +47,11 @@ class StoreUnavailable(RunstopError):
     """
 
     retry_after_seconds = 1
+
+    def __init__(self, detail: str, *, throttled: bool = False) -> None:
+        super().__init__(detail)
+        self.throttled = throttled
+        """DynamoDB refused for capacity (the request never applied), rather than failed to answer."""
 
 
 class InvalidInput(RunstopError):

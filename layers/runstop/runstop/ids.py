@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from runstop.errors import InvalidInput
@@ -19,3 +20,12 @@ def require_run_id(run_id: str) -> str:
     if not valid_run_id(run_id):
         raise InvalidInput(f"run_id must match {RUN_ID_PATTERN}")
     return run_id
+
+
+def request_token(idempotency_key: str | None = None) -> str:
+    """The identity a write is stored with: the caller's Idempotency-Key when there is one (so the
+    caller's own retry recognises the write), else a fresh random token, which the SDK's retries
+    of the same request carry unchanged."""
+    if idempotency_key is not None:
+        return f"key:{idempotency_key}"
+    return "req:" + os.urandom(12).hex()  # os.urandom: no uuid import on the cancel path

@@ -15,8 +15,9 @@ from typing import Any
 
 from runstop import schemas
 from runstop.cancel import CancelDecision, CancelOutcome
-from runstop.errors import InvalidInput, Unauthorized, UnsupportedMediaType
+from runstop.errors import InvalidBody, InvalidInput, Unauthorized, UnsupportedMediaType
 from runstop.ids import require_run_id, valid_run_id
+from runstop.limits import text_problem
 from runstop.problems import PROBLEM_CONTENT_TYPE, problem_for, run_finished
 from runstop.settings import settings
 from runstop.stop_wait import parse_wait
@@ -58,6 +59,8 @@ def json_body(event: Mapping[str, Any]) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("the body is not valid JSON") from None
+    except RecursionError:  # JSON nested thousands deep: no request of this API looks like that
+        raise InvalidInput("the body is nested too deeply") from None
 
 
 def tenant_from_event(event: Mapping[str, Any]) -> str:
@@ -97,7 +100,10 @@ class CancelCall:
         body = json_body(event)
         # Only an empty body means "no options"; a JSON null is a body, and not an object.
         options = schemas.validate("cancel_request", body) if event.get("body") else {}
-        return cls(tenant_id, run_id, options.get("reason"), idempotency_key(event), wait)
+        reason = options.get("reason")
+        if reason is not None and (problem := text_problem(reason)):
+            raise InvalidBody(f"reason {problem}", [{"loc": ["body", "reason"], "msg": problem, "type": "value_error"}])
+        return cls(tenant_id, run_id, reason, idempotency_key(event), wait)
 
 
 def response(

@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
-from runstop.cancel import MAX_REASON_LENGTH
 from runstop.ids import RUN_ID_PATTERN
+from runstop.models import Reason
 
 CANCEL_REQUESTED = "Run Cancel Requested"
 """detail-type of the EventBridge events the cancel-events rule matches."""
@@ -32,7 +32,7 @@ class CancelMessage(BaseModel):
 
     tenant_id: Identifier
     run_id: Identifier
-    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH)
+    reason: Reason = None
 
 
 class CancelRequestedEvent(EventBridgeModel):

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from runstop.bulk import MAX_BULK_RUNS
 from runstop.cancel import MAX_REASON_LENGTH
 from runstop.ids import RUN_ID_PATTERN
+from runstop.limits import text_problem, value_problems
 from runstop.status import RunStatus
 
 MAX_METADATA_BYTES = 4096
@@ -41,6 +42,7 @@ class Run(BaseModel):
     started_at: Timestamp | None = None
     ended_at: Timestamp | None = None
     heartbeat_at: Timestamp | None = None
+    worker_id: RunId | None = Field(default=None, description="The worker that started the run (and holds it).")
     cancel: CancelRecord | None = Field(default=None, description="The first cancel; never overwritten.")
     stopped_at: Timestamp | None = Field(
         default=None, description="When the worker acknowledged the stop of the interrupted run."
@@ -63,22 +65,45 @@ class CreateRunRequest(Strict):
 
     @field_validator("metadata")
     @classmethod
-    def _small_and_finite(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    def _small_and_storable(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
         try:
             encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
         except ValueError:
             raise ValueError("metadata must not contain NaN or Infinity") from None
+        problems = value_problems(value, "metadata")
+        if problems:
+            raise ValueError("; ".join(problems[:5]))
         if len(encoded.encode()) > MAX_METADATA_BYTES:
             raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
         return value
 
 
-class CompleteRunRequest(Strict):
+def _storable_text(value: str | None) -> str | None:
+    problem = None if value is None else text_problem(value)
+    if problem:
+        raise ValueError(f"the text {problem}")
+    return value
+
+
+Reason = Annotated[str | None, Field(max_length=MAX_REASON_LENGTH), AfterValidator(_storable_text)]
+
+
+class WorkerRequest(Strict):
+    """The optional body of the worker's calls: who is calling."""
+
+    worker_id: RunId | None = Field(
+        default=None,
+        description="The worker's own id. On start, stored as the run's holder (generated when absent); on the "
+        "other worker calls, when given and not the holder's, the call is refused with 409.",
+    )
+
+
+class CompleteRunRequest(WorkerRequest):
     status: Literal["success", "error", "timeout"]
 
 
 class CancelRequest(Strict):
-    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH)
+    reason: Reason = None
 
 
 class CancelAccepted(BaseModel):
@@ -103,7 +128,7 @@ class BulkCancelRequest(Strict):
         max_length=MAX_BULK_RUNS,
         description="Each id is decided once, in order of first appearance; an invalid id gets its own 400 entry.",
     )
-    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH)
+    reason: Reason = None
 
 
 class BulkCancelResult(BaseModel):

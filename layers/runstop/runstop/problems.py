@@ -72,6 +72,7 @@ def problem_for(error: Exception) -> tuple[dict[str, Any], dict[str, str]]:
                 "status-conflict",
                 run_id=error.run_id,
                 run_status=error.run_status,
+                **error.details,
             )
             return body, {}
         case StoreUnavailable():

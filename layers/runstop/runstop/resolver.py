@@ -130,6 +130,20 @@ def build_resolver() -> APIGatewayHttpResolver:
         detail = "the body is not valid JSON (not UTF-8 text)"
         return _problem_response(_refusal(app) or problem(400, "Bad request", detail, "bad-request"))
 
+    # Python's JSON parser gives up on bodies nested thousands deep; no request here is like that.
+    @app.exception_handler(RecursionError)
+    def _too_deep(_: RecursionError) -> Response[Any]:
+        return _problem_response(
+            _refusal(app) or problem(400, "Bad request", "the body is nested too deeply", "bad-request")
+        )
+
+    # Powertools parses a multipart body before any middleware runs, and raises ValueError when
+    # its boundary is missing: such a body is refused for its media type like any non-JSON one.
+    @app.exception_handler(ValueError)
+    def _unparsable(error: ValueError) -> Response[Any]:
+        refusal = _refusal(app)
+        return _problem_response(refusal) if refusal else _unexpected(error)
+
     @app.exception_handler(RunstopError)
     def _domain(error: RunstopError) -> Response[Any]:
         body, headers = problem_for(error)

@@ -7,15 +7,20 @@ overwrite a cancel or revive a stopped run.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from runstop import clock, cursor
 from runstop.errors import RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
+from runstop.ids import request_token
 from runstop.settings import settings
 from runstop.status import (
     ACKNOWLEDGE_STOP,
     COMPLETE,
+    CREATE,
     FINISHED,
     HEARTBEAT,
     START,
@@ -35,10 +40,24 @@ _KEYED_RUN_IDS = uuid.UUID("5b0f4f1e-7a52-4c1e-9d3e-2f6a1c0e8b74")
 """Namespace of the run ids derived from an Idempotency-Key (uuid5)."""
 
 
-def create_run(store: RunStore, tenant_id: str, run_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Store a new pending run; RunAlreadyExists if the id is taken in this tenant."""
-    item = new_run(tenant_id, run_id, at=clock.now(), retention_days=settings().retention_days, metadata=metadata)
-    store.put_new(item)
+def create_run(
+    store: RunStore, tenant_id: str, run_id: str, metadata: dict[str, Any], *, token: str | None = None
+) -> dict[str, Any]:
+    """Store a new pending run; RunAlreadyExists if the id is taken in this tenant by another request.
+
+    The request's token is stored with the run, so a retry of this very request (the SDK's,
+    after DynamoDB applied the write but its answer was lost) gets the run, not a 409.
+    """
+    token = token or request_token()
+    item = new_run(
+        tenant_id, run_id, at=clock.now(), retention_days=settings().retention_days, token=token, metadata=metadata
+    )
+    try:
+        store.put_new(item)
+    except RunAlreadyExists as exists:
+        if exists.existing is not None and CREATE.wrote(exists.existing, token):
+            return public_view(exists.existing)
+        raise
     return public_view(item)
 
 
@@ -47,20 +66,15 @@ def create_run_for_key(
 ) -> dict[str, Any]:
     """Create a run for a request with an Idempotency-Key (runstop.idempotency runs this once).
 
-    Without a run_id the id derives from tenant and key, not from chance: when DynamoDB applied
-    the first try's write but its answer was lost, that try failed and left no idempotency
-    record, and the retry must find the run it made rather than make a second one.
+    Without a run_id the id derives from tenant and key, not from chance, and the key is the
+    write's token: when DynamoDB applied a first try whose answer was lost, that try left no
+    idempotency record, and the caller's retry must find the run it made, not make a second one.
     """
-    if run_id is not None:
-        return create_run(store, tenant_id, run_id, metadata)
-    derived = str(uuid.uuid5(_KEYED_RUN_IDS, f"{tenant_id}\n{key}"))
-    try:
-        return create_run(store, tenant_id, derived, metadata)
-    except RunAlreadyExists:
-        existing = store.get(tenant_id, derived)
-        if existing is None or existing.get("metadata") != metadata:
-            raise
-        return public_view(existing)
+    derived = run_id or str(uuid.uuid5(_KEYED_RUN_IDS, f"{tenant_id}\n{key}"))
+    # The key and the request it came with: the key reused with another request is not this write.
+    request = json.dumps({"run_id": run_id, "metadata": metadata}, sort_keys=True, separators=(",", ":"))
+    token = f"{request_token(key)}#{hashlib.sha256(request.encode()).hexdigest()}"
+    return create_run(store, tenant_id, derived, metadata, token=token)
 
 
 def get_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
@@ -105,6 +119,7 @@ def _change(
     *,
     target: RunStatus | None = None,
     stays: RunStatus | None = None,
+    token: str | None = None,
 ) -> Change:
     return changes(
         transition,
@@ -114,6 +129,7 @@ def _change(
         retention_days=settings().retention_days,
         target=target,
         stays=stays,
+        token=token,
     )
 
 
@@ -121,43 +137,123 @@ def _refused(run_id: str, transition: Transition, current: dict[str, Any] | None
     """Why a transition's condition failed, from the run as DynamoDB handed it back."""
     if current is None:
         return RunNotFound(run_id)
-    return TransitionConflict(run_id, transition.action, str(current["status"]))
+    return TransitionConflict(run_id, transition.action, current)
 
 
-def _apply(store: RunStore, tenant_id: str, run_id: str, transition: Transition, change: Change) -> dict[str, Any]:
+def _held_by(worker_id: str | None) -> tuple[str | None, dict[str, Any] | None]:
+    """The condition that the run is held by `worker_id` (None: any worker may call)."""
+    if worker_id is None:
+        return None, None
+    return "(attribute_not_exists(worker_id) OR worker_id = :worker)", {":worker": worker_id}
+
+
+def _other_holder(current: dict[str, Any], worker_id: str | None) -> bool:
+    return worker_id is not None and current.get("worker_id") not in (None, worker_id)
+
+
+def _holder_conflict(run_id: str, transition: Transition, current: dict[str, Any]) -> TransitionConflict:
+    holder = current.get("worker_id")
+    return TransitionConflict(
+        run_id, transition.action, current, f"cannot {transition.action} run {run_id!r}: worker {holder!r} holds it"
+    )
+
+
+def _apply(
+    store: RunStore,
+    tenant_id: str,
+    run_id: str,
+    transition: Transition,
+    change: Change,
+    *,
+    worker_id: str | None = None,
+    already: Callable[[dict[str, Any]], bool] = lambda current: False,
+) -> dict[str, Any]:
+    """One conditional update; on refusal, `already(current)` says the request's own effect is
+    already there (a repeat, or a retry after a lost answer), which answers like success."""
+    condition, values = _held_by(worker_id)
     try:
-        return public_view(store.apply(tenant_id, run_id, transition, change))
+        return public_view(
+            store.apply(tenant_id, run_id, transition, change, condition=condition, condition_values=values)
+        )
     except ConditionFailed as failed:
-        raise _refused(run_id, transition, failed.item) from None
+        current = failed.item
+    if current is not None and _other_holder(current, worker_id):
+        raise _holder_conflict(run_id, transition, current)
+    if current is not None and already(current):
+        return public_view(current)
+    raise _refused(run_id, transition, current)
 
 
-def start_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
-    """pending -> running; the heartbeat clock starts now."""
-    return _apply(store, tenant_id, run_id, START, _change(START, tenant_id, run_id))
+def start_run(store: RunStore, tenant_id: str, run_id: str, worker_id: str | None = None) -> dict[str, Any]:
+    """pending -> running, held by `worker_id` (generated when absent); the heartbeat clock starts now.
+
+    The worker id is the start's identity: the same worker starting again (or the SDK retrying
+    after a lost answer) gets the run; another worker gets 409 naming the holder.
+    """
+    worker = worker_id or request_token()
+    change = _change(START, tenant_id, run_id).plus({"worker_id": worker})
+    return _apply(
+        store,
+        tenant_id,
+        run_id,
+        START,
+        change,
+        already=lambda current: current["status"] == RunStatus.RUNNING and current.get("worker_id") == worker,
+    )
 
 
-def heartbeat_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
-    """Record that a running run's worker is alive; never revives a stopped run."""
-    return _apply(store, tenant_id, run_id, HEARTBEAT, _change(HEARTBEAT, tenant_id, run_id, stays=RunStatus.RUNNING))
+def heartbeat_run(store: RunStore, tenant_id: str, run_id: str, worker_id: str | None = None) -> dict[str, Any]:
+    """Record that a running run's worker is alive; never revives a stopped run.
+
+    Repeating it is harmless (it only moves heartbeat_at), so a retry after a lost answer
+    simply applies again.
+    """
+    change = _change(HEARTBEAT, tenant_id, run_id, stays=RunStatus.RUNNING)
+    return _apply(store, tenant_id, run_id, HEARTBEAT, change, worker_id=worker_id)
 
 
-def acknowledge_stop(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
+def acknowledge_stop(store: RunStore, tenant_id: str, run_id: str, worker_id: str | None = None) -> dict[str, Any]:
     """The worker confirms it stopped an interrupted run: `stopped_at` is recorded once.
 
     A repeat answers the run as it is (acknowledged before: the same answer again); any
     other status is a conflict.
     """
     change = _change(ACKNOWLEDGE_STOP, tenant_id, run_id, stays=RunStatus.INTERRUPTED)
-    try:
-        return public_view(store.apply(tenant_id, run_id, ACKNOWLEDGE_STOP, change))
-    except ConditionFailed as failed:
-        if failed.item is not None and failed.item["status"] == RunStatus.INTERRUPTED:
-            return public_view(failed.item)
-        raise _refused(run_id, ACKNOWLEDGE_STOP, failed.item) from None
+    return _apply(
+        store,
+        tenant_id,
+        run_id,
+        ACKNOWLEDGE_STOP,
+        change,
+        worker_id=worker_id,
+        already=lambda current: current["status"] == RunStatus.INTERRUPTED,
+    )
 
 
-def complete_run(store: RunStore, tenant_id: str, run_id: str, status: RunStatus) -> dict[str, Any]:
-    """running -> success/error/timeout; a completion that arrives after a cancel loses."""
+def complete_run(
+    store: RunStore,
+    tenant_id: str,
+    run_id: str,
+    status: RunStatus,
+    worker_id: str | None = None,
+    *,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """running -> success/error/timeout; a completion that arrives after a cancel loses.
+
+    Completing again with the status the run already has answers the run, unchanged (so does
+    the SDK's retry of this very request, found by its token); anything else is a conflict.
+    """
     if status not in FINISHED:
         raise ValueError(f"{status} is not a completion status")
-    return _apply(store, tenant_id, run_id, COMPLETE, _change(COMPLETE, tenant_id, run_id, target=status))
+    token = token or request_token()
+    change = _change(COMPLETE, tenant_id, run_id, target=status, token=token)
+    return _apply(
+        store,
+        tenant_id,
+        run_id,
+        COMPLETE,
+        change,
+        worker_id=worker_id,
+        already=lambda current: COMPLETE.wrote(current, token) or current["status"] == status,
+    )

@@ -42,6 +42,9 @@ class Settings:
     sweep_concurrency: int = 8
     sweep_margin_seconds: float = 5.0
     """SWEEP_MARGIN_SECONDS: the sweep stops this long before the invocation's timeout."""
+    throttle_fallback: bool = True
+    """RUNSTOP_THROTTLE_FALLBACK ("0" turns it off, for the bench's comparison): a cancel whose
+    update stays throttled is decided by a read when the run is final."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -73,6 +76,7 @@ class Settings:
             sweep_page_size=get("SWEEP_PAGE_SIZE", int, defaults.sweep_page_size),
             sweep_concurrency=get("SWEEP_CONCURRENCY", int, defaults.sweep_concurrency),
             sweep_margin_seconds=get("SWEEP_MARGIN_SECONDS", float, defaults.sweep_margin_seconds),
+            throttle_fallback=env.get("RUNSTOP_THROTTLE_FALLBACK", "1") != "0",
         )
 
     def require(self, name: str) -> str:

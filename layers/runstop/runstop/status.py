@@ -41,8 +41,19 @@ FINAL: frozenset[RunStatus] = FINISHED | {RunStatus.INTERRUPTED}
 ACTIVE_SHARDS = 8
 """Partitions of the sparse active-runs index, so the sweeper's reads spread out."""
 
-INTERNAL_ATTRIBUTES = frozenset({"created_key", "tenant_status", "active_pk", "sweep_at", "expires_at"})
-"""Attributes that exist only for indexes and housekeeping, never shown to clients."""
+INTERNAL_ATTRIBUTES = frozenset(
+    {
+        "created_key",
+        "tenant_status",
+        "active_pk",
+        "sweep_at",
+        "expires_at",
+        "create_token",
+        "complete_token",
+        "cancel_token",
+    }
+)
+"""Attributes that exist only for indexes, housekeeping and write identity, never shown to clients."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +69,23 @@ class Transition:
     """Timestamp attributes set to the moment of the transition."""
     guard: str | None = field(default=None)
     """A further condition on the stored run, beyond its status."""
+    token: str | None = None
+    """The attribute that keeps the request token of the write that made this transition, so a
+    retry of that very request (the SDK's after a lost answer, or the caller's with the same
+    Idempotency-Key) recognises its own write; None where the run's history needs no such proof."""
+
+    def wrote(self, item: Mapping[str, Any] | None, token: str | None) -> bool:
+        """Whether `item` carries this transition as made by the request holding `token`."""
+        return bool(self.token and token and item is not None and item.get(self.token) == token)
 
 
-CREATE = Transition("create", frozenset(), frozenset({RunStatus.PENDING}), ("created_at",))
+CREATE = Transition("create", frozenset(), frozenset({RunStatus.PENDING}), ("created_at",), token="create_token")
 START = Transition(
     "start", frozenset({RunStatus.PENDING}), frozenset({RunStatus.RUNNING}), ("started_at", "heartbeat_at")
 )
 HEARTBEAT = Transition("heartbeat", frozenset({RunStatus.RUNNING}), frozenset(), ("heartbeat_at",))
-COMPLETE = Transition("complete", frozenset({RunStatus.RUNNING}), FINISHED, ("ended_at",))
-CANCEL = Transition("cancel", ACTIVE, frozenset({RunStatus.INTERRUPTED}), ("ended_at",))
+COMPLETE = Transition("complete", frozenset({RunStatus.RUNNING}), FINISHED, ("ended_at",), token="complete_token")
+CANCEL = Transition("cancel", ACTIVE, frozenset({RunStatus.INTERRUPTED}), ("ended_at",), token="cancel_token")
 ACKNOWLEDGE_STOP = Transition(
     "acknowledge the stop of",
     frozenset({RunStatus.INTERRUPTED}),
@@ -114,11 +133,13 @@ def changes(
     retention_days: int,
     target: RunStatus | None = None,
     stays: RunStatus | None = None,
+    token: str | None = None,
 ) -> Change:
     """The attributes `transition` sets and removes when it happens at `at`.
 
     `target` picks among several targets (complete); `stays` names the status a transition
-    without a target keeps, so a heartbeat on an active run also moves its `sweep_at`.
+    without a target keeps, so a heartbeat on an active run also moves its `sweep_at`;
+    `token` is the request's own, kept where the transition keeps its token.
     """
     if target is None and len(transition.targets) == 1:
         (target,) = transition.targets
@@ -128,6 +149,8 @@ def changes(
         raise ValueError(f"{transition.action} needs a target, one of {sorted(transition.targets)}")
     stamp = clock.iso(at)
     values: dict[str, Any] = {"updated_at": stamp, **dict.fromkeys(transition.stamps, stamp)}
+    if transition.token and token:
+        values[transition.token] = token
     removed: tuple[str, ...] = ()
     status = target or stays
     if target is not None:
@@ -143,7 +166,9 @@ def changes(
     return Change(values, removed)
 
 
-def new_run(tenant_id: str, run_id: str, *, at: datetime, retention_days: int, **fields: Any) -> dict[str, Any]:
+def new_run(
+    tenant_id: str, run_id: str, *, at: datetime, retention_days: int, token: str | None = None, **fields: Any
+) -> dict[str, Any]:
     """The item of a run just created (pending), with every index attribute it needs."""
     stamp = clock.iso(at)
     item: dict[str, Any] = {
@@ -154,7 +179,8 @@ def new_run(tenant_id: str, run_id: str, *, at: datetime, retention_days: int, *
         "created_key": f"{stamp}#{run_id}",
         **fields,
     }
-    return changes(CREATE, tenant_id=tenant_id, run_id=run_id, at=at, retention_days=retention_days).applied_to(item)
+    change = changes(CREATE, tenant_id=tenant_id, run_id=run_id, at=at, retention_days=retention_days, token=token)
+    return change.applied_to(item)
 
 
 def public_view(item: Mapping[str, Any]) -> dict[str, Any]:

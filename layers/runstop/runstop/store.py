@@ -14,10 +14,9 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from runstop.errors import RunAlreadyExists, StoreUnavailable
+from runstop.errors import InvalidInput, RunAlreadyExists, StoreUnavailable
 from runstop.item_codec import deserialize_item, serialize
 from runstop.settings import settings
 from runstop.status import Change, Transition
@@ -25,15 +24,15 @@ from runstop.status import Change, Transition
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-# Errors that outlast botocore's standard retries and say nothing about the write's fate.
-_TRANSIENT_CODES = frozenset(
+# Error codes that say the request was throttled: nothing is known of the write's fate.
+_THROTTLING_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
         "ThrottlingException",
         "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
         "LimitExceededException",
+        "TransactionConflictException",
+        "TransactionInProgressException",
     }
 )
 
@@ -76,14 +75,27 @@ class ConditionFailed(Exception):
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn throttling and connectivity failures into StoreUnavailable (HTTP 503)."""
+    """Failures that outlast botocore's retries, as the domain's answers to them.
+
+    Any answer of HTTP status 500 or more, any throttling code, and any failure to get an answer
+    at all (connection, timeout, a body that cannot be read) is StoreUnavailable (503 +
+    Retry-After): nothing can be said of the write. A ValidationException is DynamoDB refusing
+    the request's data, InvalidInput (400) with its reason. Anything else is a bug (500).
+    """
     try:
         yield
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in _TRANSIENT_CODES:
-            raise StoreUnavailable(str(error)) from error
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        code = error.response.get("Error", {}).get("Code")
+        if status >= 500 or code in _THROTTLING_CODES:
+            raise StoreUnavailable(str(error), throttled=code in _THROTTLING_CODES) from error
+        if code == "ValidationException":
+            message = error.response.get("Error", {}).get("Message", "")
+            raise InvalidInput(f"DynamoDB cannot store this request's data: {message}") from error
         raise
-    except (BotocoreConnectionError, HTTPClientError) as error:
+    except ParamValidationError as error:
+        raise InvalidInput(f"the request's data cannot be sent to DynamoDB: {error}") from error
+    except BotoCoreError as error:
         raise StoreUnavailable(str(error)) from error
 
 
@@ -98,26 +110,29 @@ class RunStore:
     def key(tenant_id: str, run_id: str) -> dict[str, Any]:
         return {"tenant_id": {"S": tenant_id}, "run_id": {"S": run_id}}
 
-    def get(self, tenant_id: str, run_id: str) -> dict[str, Any] | None:
-        """Strongly consistent read: the authoritative state, never a stale replica."""
+    def get(self, tenant_id: str, run_id: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        """Strongly consistent by default: the authoritative state, never a stale replica. An
+        eventually consistent read (half the read units) serves where any final status decides."""
         with translate_errors():
             response = self.client.get_item(
-                TableName=self.table_name, Key=self.key(tenant_id, run_id), ConsistentRead=True
+                TableName=self.table_name, Key=self.key(tenant_id, run_id), ConsistentRead=consistent
             )
         item = response.get("Item")
         return deserialize_item(item) if item else None
 
     def put_new(self, item: Mapping[str, Any]) -> None:
-        """Create a run; raises RunAlreadyExists rather than overwrite one."""
+        """Create a run; raises RunAlreadyExists (with the run as stored) rather than overwrite one."""
         with translate_errors():
             try:
                 self.client.put_item(
                     TableName=self.table_name,
                     Item={k: serialize(v) for k, v in item.items() if v is not None},
                     ConditionExpression="attribute_not_exists(run_id)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except self.client.exceptions.ConditionalCheckFailedException as error:
-                raise RunAlreadyExists(str(item["run_id"])) from error
+                old: Mapping[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
+                raise RunAlreadyExists(str(item["run_id"]), deserialize_item(old) if old else None) from error
 
     def active_page(
         self, partition: str, *, before: str, limit: int, start_key: Mapping[str, Any] | None = None
