@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a command as a run: runstop run [options] -- CMD ARGS...")
     run.add_argument("--run-id", help="adopt this pending run instead of creating one")
-    run.add_argument("--worker-id", help="this worker's id (default: the service names one)")
+    run.add_argument("--worker-id", help="this worker's id (default: host:pid)")
     run.add_argument(
         "--stop-grace",
         type=_positive,

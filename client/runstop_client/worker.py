@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -36,12 +39,19 @@ GONE = "absent"
 """run_status recorded when the run disappeared under the worker (404)."""
 
 
+def default_worker_id() -> str:
+    """`host:pid`, in the run-id alphabet: what an operator (or a `Run Stop Overdue` rule) needs
+    to find the process, and known before the first start, so a retried start is recognised."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).lstrip("._-")[:100] or "host"
+    return f"{host}:{os.getpid()}"
+
+
 class _State:
     """What both workers know about their run; no I/O."""
 
     def __init__(self, run_id: str | None, worker_id: str | None, heartbeat_interval: float | None) -> None:
         self.run_id = run_id or ""
-        self.worker_id = worker_id
+        self.worker_id = worker_id or default_worker_id()
         self.heartbeat_interval = heartbeat_interval
         self.run: Run | None = None
         self.cancel: CancelRecord | None = None
@@ -51,8 +61,6 @@ class _State:
 
     def _adopt(self, run: Run) -> Run:
         self.run = run
-        if self.worker_id is None and run.worker_id:  # the service named this worker
-            self.worker_id = run.worker_id
         return run
 
     @property
@@ -66,7 +74,7 @@ class _State:
 
     def _own_start(self, error: RunConflict) -> bool:
         """A start refused because this very worker holds the run: our first start's answer was lost."""
-        return error.run_status == "running" and self.worker_id is not None and error.worker_id == self.worker_id
+        return error.run_status == "running" and error.worker_id == self.worker_id
 
     def _stop_reason(self, error: RunstopError) -> str | None:
         """The status that means stop working, or None when the error says nothing about the run."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import socket
 
 import httpx
 import pytest
@@ -40,14 +43,14 @@ def test_given_a_block_that_ends_when_left_then_the_run_is_started_and_completed
         assert run.heartbeat()
     # Then
     assert _routes(api) == ["POST start", "POST heartbeat", "POST complete"]
-    assert api.bodies("POST /runs/r1/complete") == [{"status": "success"}]
+    assert api.bodies("POST /runs/r1/complete") == [{"status": "success", "worker_id": run.worker_id}]
 
 
 def test_given_a_block_that_raises_when_left_then_the_run_completes_error_and_the_error_propagates():
     api = _service(complete=ok(run_json(status="error")))
-    with pytest.raises(ZeroDivisionError), api.client().worker("r1", heartbeat_interval=None):
+    with pytest.raises(ZeroDivisionError), api.client().worker("r1", worker_id="w1", heartbeat_interval=None):
         _ = 1 / 0
-    assert api.bodies("POST /runs/r1/complete") == [{"status": "error"}]
+    assert api.bodies("POST /runs/r1/complete") == [{"status": "error", "worker_id": "w1"}]
 
 
 def test_given_a_cancel_when_the_heartbeat_is_refused_then_check_raises_and_the_stop_is_acknowledged():
@@ -136,12 +139,21 @@ def test_given_a_run_taken_by_another_worker_when_heartbeating_then_it_stops_wit
     assert _routes(api) == ["POST start", "POST heartbeat"]
 
 
-def test_given_a_worker_id_named_by_the_service_then_later_calls_send_it():
-    api = _service(start=ok(run_json(worker_id="w-gen")))
+def test_given_no_worker_id_then_every_call_sends_host_and_pid():
+    api = _service()
     with api.client().worker("r1", heartbeat_interval=None) as run:
         run.heartbeat()
-    bodies = [json.loads(r.content) if r.content else None for r in api.requests]
-    assert bodies == [None, {"worker_id": "w-gen"}, {"status": "success", "worker_id": "w-gen"}]
+    expected = f"{socket.gethostname()}:{os.getpid()}"
+    assert run.worker_id.endswith(f":{os.getpid()}")
+    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", run.worker_id)
+    bodies = [json.loads(r.content) for r in api.requests]
+    assert bodies == [
+        {"worker_id": run.worker_id},
+        {"worker_id": run.worker_id},
+        {"status": "success", "worker_id": run.worker_id},
+    ]
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", socket.gethostname()):
+        assert run.worker_id == expected
 
 
 def test_given_our_own_start_answer_lost_when_retried_then_the_run_is_adopted():
@@ -188,21 +200,24 @@ def test_given_an_async_block_that_ends_then_success_and_one_that_raises_then_er
     api = _service()
 
     async def work(fail: bool) -> None:
-        async with api.async_client() as client, client.worker("r1", heartbeat_interval=None):
+        async with api.async_client() as client, client.worker("r1", worker_id="w1", heartbeat_interval=None):
             if fail:
                 raise ValueError("boom")
 
     asyncio.run(work(False))
     with pytest.raises(ValueError, match="boom"):
         asyncio.run(work(True))
-    assert api.bodies("POST /runs/r1/complete") == [{"status": "success"}, {"status": "error"}]
+    assert api.bodies("POST /runs/r1/complete") == [
+        {"status": "success", "worker_id": "w1"},
+        {"status": "error", "worker_id": "w1"},
+    ]
 
 
 def test_given_an_async_block_cancelled_by_someone_else_then_the_cancellation_propagates_and_the_run_errors():
     api = _service()
 
     async def work() -> None:
-        async with api.async_client() as client, client.worker("r1", heartbeat_interval=None):
+        async with api.async_client() as client, client.worker("r1", worker_id="w1", heartbeat_interval=None):
             await asyncio.Event().wait()
 
     async def main() -> None:
@@ -214,7 +229,7 @@ def test_given_an_async_block_cancelled_by_someone_else_then_the_cancellation_pr
             await task
 
     asyncio.run(main())
-    assert api.bodies("POST /runs/r1/complete") == [{"status": "error"}]
+    assert api.bodies("POST /runs/r1/complete") == [{"status": "error", "worker_id": "w1"}]
 
 
 def test_given_an_async_check_after_a_cancel_then_runcancelled_is_swallowed_by_the_block():

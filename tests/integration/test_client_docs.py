@@ -4,7 +4,7 @@ Every ```console and ```python block must carry a marker comment saying how it i
 escapes this test. A console block is a transcript: `$ ` lines are commands, the lines after each
 are its output (stdout and stderr together). Ids, process groups and times differ from run to run:
 an id in the document is bound to the id the first output shows in its place and substituted into
-later commands; times and process group numbers match any value. The document's lines must appear
+later commands; times, process groups and worker ids match any value. The document's lines must appear
 in order in the real output, which may hold more (fields a later service version adds).
 """
 
@@ -33,6 +33,8 @@ BLOCK = re.compile(r"(?:<!-- (?P<marker>[^>]*) -->\n)?```(?P<lang>console|python
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
 GROUP = re.compile(r"process group \d+")
+WORKER = re.compile(r"worker_id {7}\S+")
+"""host:pid of whoever ran the example."""
 
 
 @dataclass
@@ -75,7 +77,7 @@ class Bindings:
         names: list[str] = []
         parts: list[str] = []
         position = 0
-        tokens = re.compile(f"{UUID.pattern}|{TIME.pattern}|{GROUP.pattern}")
+        tokens = re.compile(f"{UUID.pattern}|{TIME.pattern}|{GROUP.pattern}|{WORKER.pattern}")
         for found in tokens.finditer(expected):
             parts.append(re.escape(expected[position : found.start()]))
             token = found.group(0)
@@ -87,6 +89,8 @@ class Bindings:
                     parts.append(f"({UUID.pattern})")
             elif TIME.fullmatch(token):
                 parts.append(TIME.pattern)
+            elif WORKER.fullmatch(token):
+                parts.append(WORKER.pattern)
             else:
                 parts.append(GROUP.pattern)
             position = found.end()
