@@ -32,7 +32,12 @@ WAIT_MARGIN_SECONDS = 1.0
 def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     call = CancelCall.from_event(event)
     decision = cancel_run(
-        run_store(), call.tenant_id, call.run_id, reason=call.reason, idempotency_key=call.idempotency_key
+        run_store(),
+        call.tenant_id,
+        call.run_id,
+        reason=call.reason,
+        idempotency_key=call.idempotency_key,
+        force=call.force,
     )
     metrics.add_metric(name=f"Cancel.{decision.outcome.value}", unit=MetricUnit.Count, value=1)
     # The decision rides on the EMF line printed anyway (searchable in Logs Insights): a

@@ -3,14 +3,16 @@
 import uuid
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runstop import bulk, idempotency, runs
 from runstop.cursor import MAX_CURSOR_LENGTH
+from runstop.metric_names import STOP_LATENCY
 from runstop.models import (
     BulkCancelRequest,
     BulkCancelResponse,
@@ -22,7 +24,7 @@ from runstop.models import (
 )
 from runstop.resolver import IdempotencyKeyHeader, RunIdPath, build_resolver, current_tenant, route_responses
 from runstop.settings import settings
-from runstop.status import RunStatus
+from runstop.status import RunStatus, StopPhase
 from runstop.store import run_store
 
 logger = Logger()
@@ -31,6 +33,13 @@ app = build_resolver()
 settings()  # a missing TABLE_NAME fails the first cold start, with its name, not a later request
 
 StatusQuery = Annotated[RunStatus | None, Query(description="Only runs in this status.")]
+StopQuery = Annotated[
+    StopPhase | None,
+    Query(
+        description="Only interrupted runs in this stop phase: pending (still stopping), overdue (past their "
+        "stop_deadline without acknowledgement), acknowledged (stopped_at recorded). Implies status=interrupted."
+    ),
+]
 LimitQuery = Annotated[int, Query(ge=1, le=runs.MAX_PAGE_SIZE, description="Runs per page.")]
 WorkerBody = Annotated[WorkerRequest | None, Body(description="Optional: which worker calls.")]
 CursorQuery = Annotated[
@@ -63,7 +72,13 @@ def _worker(body: WorkerRequest | None) -> str | None:
 def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = None) -> Response[Run]:
     tenant_id = current_tenant(app)
     if idempotency_key is None:
-        run = runs.create_run(run_store(), tenant_id, body.run_id or str(uuid.uuid4()), body.metadata)
+        run = runs.create_run(
+            run_store(),
+            tenant_id,
+            body.run_id or str(uuid.uuid4()),
+            body.metadata,
+            stop_grace_seconds=body.stop_grace_seconds,
+        )
     else:
         key = idempotency_key
         run = idempotency.once(
@@ -71,7 +86,9 @@ def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = N
             tenant_id,
             key,
             body.model_dump(mode="json"),
-            lambda: runs.create_run_for_key(run_store(), tenant_id, key, body.run_id, body.metadata),
+            lambda: runs.create_run_for_key(
+                run_store(), tenant_id, key, body.run_id, body.metadata, stop_grace_seconds=body.stop_grace_seconds
+            ),
         )
     return Response(status_code=201, body=Run.model_validate(run), content_type="application/json")
 
@@ -83,9 +100,14 @@ def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = N
     responses=route_responses(200, RunPage, "A page of runs."),
 )
 def list_runs(
-    status: StatusQuery = None, limit: LimitQuery = runs.DEFAULT_PAGE_SIZE, cursor: CursorQuery = None
+    status: StatusQuery = None,
+    stop: StopQuery = None,
+    limit: LimitQuery = runs.DEFAULT_PAGE_SIZE,
+    cursor: CursorQuery = None,
 ) -> RunPage:
-    items, next_cursor = runs.list_runs(run_store(), current_tenant(app), status=status, limit=limit, after=cursor)
+    items, next_cursor = runs.list_runs(
+        run_store(), current_tenant(app), status=status, stop=stop, limit=limit, after=cursor
+    )
     return RunPage(items=[Run.model_validate(item) for item in items], next_cursor=next_cursor)
 
 
@@ -103,6 +125,7 @@ def bulk_cancel(body: BulkCancelRequest, idempotency_key: IdempotencyKeyHeader =
         body.run_ids,
         reason=body.reason,
         idempotency_key=idempotency_key,
+        force=body.force,
         remaining_ms=app.lambda_context.get_remaining_time_in_millis,
     )
     return BulkCancelResponse.model_validate({"results": results})
@@ -165,7 +188,24 @@ def complete_run(run_id: RunIdPath, body: CompleteRunRequest) -> Run:
     ),
 )
 def acknowledge_stop(run_id: RunIdPath, body: WorkerBody = None) -> Run:
-    return Run.model_validate(runs.acknowledge_stop(run_store(), current_tenant(app), run_id, _worker(body)))
+    run = runs.acknowledge_stop(
+        run_store(), current_tenant(app), run_id, _worker(body), on_recorded=_count_stop_latency
+    )
+    return Run.model_validate(run)
+
+
+def _count_stop_latency(run: dict[str, Any]) -> None:
+    """From interruption to acknowledgement, per the trigger that interrupted the run."""
+    latency = runs.stop_latency_ms(run)
+    if latency is not None:
+        trigger = str((run.get("cancel") or {}).get("source") or "unknown")
+        with single_metric(
+            name=STOP_LATENCY,
+            unit=MetricUnit.Milliseconds,
+            value=latency,
+            default_dimensions=metrics.default_dimensions,
+        ) as metric:
+            metric.add_dimension(name="trigger", value=trigger)
 
 
 @metrics.log_metrics

@@ -1,4 +1,5 @@
-"""Scheduled sweep: interrupt runs whose heartbeat or start is overdue.
+"""Scheduled sweep: interrupt runs whose heartbeat or start is overdue, and mark the runs whose
+worker missed its stop deadline.
 
 Wiring only (the rules live in runstop.sweeper): the sweep stops before this invocation's
 timeout and the next tick continues, so the schedule needs no retries.
@@ -6,13 +7,14 @@ timeout and the next tick continues, so the schedule needs no retries.
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from runstop.metric_names import STOP_OVERDUE
 from runstop.settings import settings
 from runstop.store import run_store
-from runstop.sweeper import StoppedRun, SweepPolicy, sweep
+from runstop.sweeper import OverdueRun, StoppedRun, SweepPolicy, sweep
 
 logger = Logger()
 metrics = Metrics()
@@ -20,6 +22,15 @@ metrics = Metrics()
 
 def _stopped(run: StoppedRun) -> None:
     logger.info("run interrupted", tenant_id=run.tenant_id, run_id=run.run_id, reason=run.reason)
+
+
+def _overdue(run: OverdueRun) -> None:
+    """Counted per the trigger that interrupted the run; the stream announces it (OverduePipe)."""
+    logger.warning("run stop overdue", tenant_id=run.tenant_id, run_id=run.run_id, worker_id=run.worker_id)
+    with single_metric(
+        name=STOP_OVERDUE, unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions
+    ) as metric:
+        metric.add_dimension(name="trigger", value=run.source)
 
 
 @metrics.log_metrics
@@ -31,6 +42,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         SweepPolicy.from_settings(settings()),
         remaining_ms=context.get_remaining_time_in_millis,
         on_stopped=_stopped,
+        on_overdue=_overdue,
     )
     for outcome, count in summary.outcomes.items():
         metrics.add_metric(name=f"Sweep.{outcome}", unit=MetricUnit.Count, value=count)

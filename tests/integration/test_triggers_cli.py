@@ -62,7 +62,7 @@ def test_given_a_run_silent_since_2019_when_swept_from_the_command_line_then_it_
     summary = sweep_once(stack.endpoint, heartbeat_timeout=timeout, pending_timeout=timeout)
     # Then
     assert summary["interrupted_by_reason"] == {"heartbeat_timeout": 1}
-    assert f"stopped {tenant}/silent (heartbeat_timeout)" in capsys.readouterr().out
+    assert f"stopped {tenant}/silent (heartbeat_timeout)" in capsys.readouterr().err  # stdout: the summary only
     stopped = store.get(tenant, "silent")
     assert stopped is not None
     assert stopped["status"] == "interrupted"

@@ -34,7 +34,8 @@ class OneTenant(RunStore):
 
     def active_page(self, partition: str, **kwargs: Any) -> ActivePage:
         page = super().active_page(partition, **kwargs)
-        return ActivePage([k for k in page.keys if k[0] == self.tenant], page.next_key, page.read_units)
+        mine = [(k, p) for k, p in zip(page.keys, page.positions, strict=True) if k[0] == self.tenant]
+        return ActivePage([k for k, _ in mine], page.next_key, page.read_units, [p for _, p in mine])
 
 
 class StreamTail:

@@ -35,16 +35,23 @@ def store(aws: Any) -> RunStore:
     return run_store()
 
 
+UNIT_TIMEOUT_MS = 120_000
+"""Each invocation's time in unit tests: moto on a shared machine is far slower than DynamoDB,
+so the invocation-time budgets (bulk cancel, ?wait) are tested with explicit contexts only."""
+
+
 @pytest.fixture
 def context() -> LambdaContext:
-    return LambdaContext()
+    return LambdaContext(timeout_ms=UNIT_TIMEOUT_MS)
 
 
 def _invoker(logical_id: str, context: LambdaContext) -> Handler:
     handler = load_handler(logical_id)
 
     def invoke(event: dict[str, Any], ctx: Any = None) -> dict[str, Any]:
-        response: dict[str, Any] = handler(event, ctx or context)
+        # A context of its own per invocation, as Lambda gives (its clock starts now).
+        fresh = LambdaContext(timeout_ms=context.timeout_ms, clock=context.clock)
+        response: dict[str, Any] = handler(event, ctx or fresh)
         return response
 
     return invoke

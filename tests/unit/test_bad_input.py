@@ -120,7 +120,7 @@ class TestBodies:
             pytest.param("complete", {"status": "running"}, id="complete-not-a-completion"),
             pytest.param("complete", {"status": 1}, id="complete-status-number"),
             pytest.param("complete", {}, id="complete-missing-status"),
-            pytest.param("cancel", {"reason": "x", "force": True}, id="cancel-unknown-field"),
+            pytest.param("cancel", {"reason": "x", "forcefully": True}, id="cancel-unknown-field"),
             pytest.param("cancel", {"reason": 5}, id="cancel-reason-number"),
             pytest.param("cancel", {"reason": "x" * 257}, id="cancel-reason-257-chars"),
             pytest.param("cancel", ["stop"], id="cancel-array"),
@@ -317,7 +317,9 @@ json_values = st.recursive(
 cancel_bodies = st.one_of(
     st.just(""),
     st.text(max_size=80),
-    st.dictionaries(st.sampled_from(["reason", "force", "Reason"]), json_values, max_size=2).map(json.dumps),
+    st.dictionaries(st.sampled_from(["reason", "force", "forcefully", "Reason"]), json_values, max_size=2).map(
+        json.dumps
+    ),
     json_values.map(json.dumps),
 )
 run_ids = st.one_of(

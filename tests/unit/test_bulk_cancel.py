@@ -140,7 +140,8 @@ def test_given_100_runs_when_bulk_cancelled_then_all_100_are_decided(runs_handle
         {"run_ids": "r1"},
         {"run_ids": [1, 2]},
         {"run_ids": ["r1"], "reason": "x" * 257},
-        {"run_ids": ["r1"], "force": True},
+        {"run_ids": ["r1"], "forcefully": True},
+        {"run_ids": ["r1"], "force": "yes"},
         {},
     ],
 )

@@ -98,7 +98,7 @@ MALFORMED = [
     pytest.param(json.dumps({"tenant_id": "a/b", "run_id": "r1"}), id="bad-tenant"),
     pytest.param(json.dumps({"tenant_id": TENANT, "run_id": 7}), id="run-id-not-a-string"),
     pytest.param(json.dumps({"tenant_id": TENANT, "run_id": "r1", "reason": "x" * 257}), id="reason-too-long"),
-    pytest.param(json.dumps({"tenant_id": TENANT, "run_id": "r1", "force": True}), id="unknown-field"),
+    pytest.param(json.dumps({"tenant_id": TENANT, "run_id": "r1", "forcefully": True}), id="unknown-field"),
 ]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runstop.status import INTERNAL_ATTRIBUTES, TRANSITIONS, RunStatus
+from runstop.status import INTERNAL_ATTRIBUTES, RunStatus, sources
 from tests.helpers import api_event, body_of
 from tests.unit.support import (
     T0_ISO,
@@ -206,7 +206,7 @@ def test_the_matrix_and_the_status_machine_agree_on_which_statuses_each_action_c
         if MATRIX[start, route] in {status.value for status in RunStatus}
     }
     # Then they are exactly the statuses runstop.status lets the action start from
-    assert changing == {str(status) for status in TRANSITIONS[action].sources}
+    assert changing == {str(status) for status in sources(action)}
 
 
 def test_given_an_interrupted_run_when_cancelled_again_with_another_reason_then_the_first_cancel_record_stays(

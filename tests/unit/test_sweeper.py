@@ -98,7 +98,9 @@ def test_given_runs_of_every_kind_when_swept_then_only_the_overdue_ones_are_inte
     report = summary.as_dict()
     assert report["interrupted"] == 3
     assert report["interrupted_by_reason"] == {HEARTBEAT_TIMEOUT: 2, PENDING_TIMEOUT: 1}
-    assert (report["candidates"], report["pages"], report["stopped_early"]) == (3, 16, False)
+    # 3 stale runs and the one interrupted long ago, now past its stop deadline; 8 + 8 + 8 partitions
+    assert (report["candidates"], report["pages"], report["stopped_early"]) == (4, 24, False)
+    assert report["overdue"] == 1
 
 
 @pytest.mark.parametrize(
@@ -216,10 +218,10 @@ def test_the_sweep_costs_the_same_whatever_the_number_of_finished_runs(aws, stor
 
     # When
     alone, crowded = cost("alone", 0), cost("crowded", 60)
-    # Then: one Query per index partition and one UpdateItem per stale run, nothing else
-    assert alone == crowded == ["Query"] * 16 + ["UpdateItem"] * 5
+    # Then: one Query per sparse-index partition and one UpdateItem per stale run, nothing else
+    assert alone == crowded == ["Query"] * 24 + ["UpdateItem"] * 5
     queries = [params for name, params in ddb_calls.calls if name == "Query"]
-    assert {q["IndexName"] for q in queries} == {"Active"}
+    assert {q["IndexName"] for q in queries} == {"Active", "Stopping"}
 
 
 def test_the_function_sweeps_with_the_template_timeouts_and_returns_its_summary(
@@ -296,7 +298,10 @@ def test_the_sweeper_may_only_read_the_active_index_and_update_runs():
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
     assert granted == {
-        "dynamodb:Query": {"Fn::Sub": "${RunsTable.Arn}/index/Active"},
+        "dynamodb:Query": [
+            {"Fn::Sub": "${RunsTable.Arn}/index/Active"},
+            {"Fn::Sub": "${RunsTable.Arn}/index/Stopping"},
+        ],
         "dynamodb:UpdateItem": {"Fn::GetAtt": ["RunsTable", "Arn"]},
         "dynamodb:GetItem": {"Fn::GetAtt": ["RunsTable", "Arn"]},
     }

@@ -93,10 +93,13 @@ def sweep_once(
     """One sweep with the SweeperFunction's settings (overridable), printing each stopped run."""
     from runstop.settings import settings
     from runstop.store import run_store
-    from runstop.sweeper import StoppedRun, SweepPolicy, sweep
+    from runstop.sweeper import OverdueRun, StoppedRun, SweepPolicy, sweep
 
     def stopped(run: StoppedRun) -> None:
         print(f"stopped {run.tenant_id}/{run.run_id} ({run.reason})", file=sys.stderr, flush=True)
+
+    def overdue(run: OverdueRun) -> None:
+        print(f"overdue {run.tenant_id}/{run.run_id} (deadline {run.stop_deadline})", file=sys.stderr, flush=True)
 
     with reachable_stack(endpoint) as stack, function_env("SweeperFunction", stack.endpoint, stack.refs):
         policy = SweepPolicy.from_settings(settings())
@@ -110,8 +113,8 @@ def sweep_once(
             file=sys.stderr,
             flush=True,
         )
-        summary = sweep(run_store(), policy, on_stopped=stopped)
-    return summary.as_dict()
+        summary = sweep(run_store(), policy, on_stopped=stopped, on_overdue=overdue)
+    return summary.as_dict(include_runs=True)
 
 
 def queue_resources() -> list[str]:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from runstop.item_codec import serialize
-from runstop.status import CANCEL, COMPLETE, START, RunStatus, changes, new_run
+from runstop.status import COMPLETE, INTERRUPT_RUNNING, START, RunStatus, changes, new_run
 
 BATCH = 25
 """BatchWriteItem's limit."""
@@ -25,16 +25,33 @@ def run_item(tenant_id: str, run_id: str, status: RunStatus, at: datetime, reten
     Built by the status machine's own transitions, so it carries exactly the attributes the
     domain would have written.
     """
-    item = new_run(tenant_id, run_id, at=at, retention_days=retention_days)
+    item = new_run(
+        tenant_id,
+        run_id,
+        at=at,
+        retention_days=retention_days,
+        token=f"seed:{run_id}",
+        metadata={},
+        stop_grace_seconds=60,
+        stop_grace_us=60_000_000,
+    )
     path = {
         RunStatus.PENDING: [],
         RunStatus.RUNNING: [(START, None)],
-        RunStatus.INTERRUPTED: [(START, None), (CANCEL, None)],
+        RunStatus.INTERRUPTED: [(START, None), (INTERRUPT_RUNNING, None)],
     }.get(status, [(START, None), (COMPLETE, status)])
     for version, (transition, target) in enumerate(path, start=2):
         change = changes(
-            transition, tenant_id=tenant_id, run_id=run_id, at=at, retention_days=retention_days, target=target
+            transition,
+            tenant_id=tenant_id,
+            run_id=run_id,
+            at=at,
+            retention_days=retention_days,
+            target=target,
+            token=f"seed:{run_id}",
         )
+        if transition is START:
+            change = change.plus({"worker_id": "seeded-worker"})
         item = change.applied_to(item)
         item["version"] = version
     return item

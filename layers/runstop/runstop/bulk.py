@@ -51,6 +51,7 @@ def cancel_many(
     reason: str | None = None,
     idempotency_key: str | None = None,
     source: str = "bulk",
+    force: bool = False,
     remaining_ms: Callable[[], int] | None = None,
 ) -> list[dict[str, Any]]:
     """Cancel each distinct id once; invalid ids and store failures are reported per id.
@@ -65,7 +66,14 @@ def cancel_many(
     def decide(run_id: str) -> dict[str, Any]:
         try:
             decision = cancel_run(
-                store, tenant_id, run_id, reason=reason, idempotency_key=idempotency_key, source=source, at=at
+                store,
+                tenant_id,
+                run_id,
+                reason=reason,
+                idempotency_key=idempotency_key,
+                source=source,
+                force=force,
+                at=at,
             )
         except StoreUnavailable:
             return _undecided(run_id)

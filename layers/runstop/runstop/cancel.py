@@ -17,14 +17,23 @@ from runstop import clock
 from runstop.errors import StoreUnavailable
 from runstop.ids import request_token
 from runstop.settings import settings
-from runstop.status import ACTIVE, CANCEL, FINAL, RunStatus, changes
-from runstop.store import ConditionFailed, RunStore
+from runstop.status import (
+    ACTIVE,
+    CANCEL_VARIANTS,
+    FINAL,
+    INTERRUPT_RUNNING,
+    RunStatus,
+    Transition,
+    changes,
+    public_view,
+)
+from runstop.store import ConditionFailed, Offset, RunStore
 
 MAX_REASON_LENGTH = 256
 
 # A run that appears between the failed update and the read (created in that instant) is
 # active, so the update is tried again; beyond this many tries something is badly wrong.
-_MAX_ATTEMPTS = 3
+_MAX_ATTEMPTS = 4
 
 
 class CancelOutcome(StrEnum):
@@ -67,10 +76,18 @@ def cancel_run(
     reason: str | None = None,
     idempotency_key: str | None = None,
     source: str = "api",
+    force: bool = False,
     at: datetime | None = None,
     stale_before: datetime | None = None,
+    expect: RunStatus = RunStatus.RUNNING,
 ) -> CancelDecision:
     """Interrupt the run if it is active; otherwise say what it already is.
+
+    A running run gets `stop_deadline` = requested_at + its stop grace (`force`: no grace),
+    computed by DynamoDB in the same conditional update from the run's own grace; a pending run
+    has no worker to wait for and is stopped at once. Each is its own conditional write on the
+    status it expects (`expect`, running unless the caller knows better), so cancelling a
+    pending run costs a second write when the first guess was running.
 
     With `stale_before` (the sweeper), the run is interrupted only if it is also stale: its
     sweep_at (last heartbeat, or creation while pending) is older than that moment, checked in
@@ -82,40 +99,61 @@ def cancel_run(
     record: dict[str, Any] = {"reason": reason, "requested_at": clock.iso(moment), "source": source}
     if idempotency_key is not None:
         record["idempotency_key"] = idempotency_key
+    if force:
+        record["force"] = True
     # The request's identity: a retry that finds this token on the run knows the cancel is its own.
     token = request_token(idempotency_key)
-    change = changes(
-        CANCEL, tenant_id=tenant_id, run_id=run_id, at=moment, retention_days=settings().retention_days, token=token
-    ).plus({"cancel": record})
+    requested_us = clock.epoch_us(moment)
+    deadline: Any = requested_us if force else Offset(requested_us, "stop_grace_us", settings().stop_grace_us)
+    payload: dict[RunStatus, dict[str, Any]] = {
+        RunStatus.RUNNING: {"cancel": record, "stop_due": deadline},
+        RunStatus.PENDING: {"cancel": record},
+    }
+    status = expect
     for _ in range(_MAX_ATTEMPTS):
+        transition = CANCEL_VARIANTS[status]
+        change = changes(
+            transition,
+            tenant_id=tenant_id,
+            run_id=run_id,
+            at=moment,
+            retention_days=settings().retention_days,
+            token=token,
+        ).plus(payload[status])
         try:
-            run = store.apply(tenant_id, run_id, CANCEL, change, condition=stale, condition_values=stale_values)
-            return CancelDecision(run_id, CancelOutcome.INTERRUPTED, run)
+            run = store.apply(tenant_id, run_id, transition, change, condition=stale, condition_values=stale_values)
+            return CancelDecision(run_id, CancelOutcome.INTERRUPTED, public_view(run))
         except ConditionFailed as failed:
             current = failed.item if failed.item is not None else store.get(tenant_id, run_id)
         except StoreUnavailable as unavailable:
             return _decided_by_a_read(store, tenant_id, run_id, token, unavailable)
-        decision = _decided_by(run_id, current, token, stale_before is not None)
+        decision = _decided_by(run_id, current, token, transition if stale_before is not None else None)
         if decision is not None:
             return decision
+        assert current is not None  # active: try the variant for the status it has now
+        status = RunStatus(current["status"])
     # Appearing and vanishing under every try: say nothing rather than guess (503, retry).
     raise StoreUnavailable(f"run {run_id!r} kept changing through {_MAX_ATTEMPTS} cancel attempts")
 
 
 def _decided_by(
-    run_id: str, current: dict[str, Any] | None, token: str, sweeping: bool = False
+    run_id: str, current: dict[str, Any] | None, token: str, attempted: Transition | None = None
 ) -> CancelDecision | None:
-    """The decision a failed update leaves, from the run as it stands (None: active, try again)."""
+    """The decision a failed update leaves, from the run as it stands (None: active in another
+    status than `attempted` expected, so try that status's variant). `attempted` is given only
+    with a staleness guard (the sweeper), whose failure on an active run means fresh."""
     if current is None:
         return CancelDecision(run_id, CancelOutcome.ABSENT, None)
     status = current["status"]
     if status == RunStatus.INTERRUPTED:
-        mine = CANCEL.wrote(current, token)
-        return CancelDecision(run_id, CancelOutcome.INTERRUPTED if mine else CancelOutcome.ALREADY_INTERRUPTED, current)
+        mine = INTERRUPT_RUNNING.wrote(current, token)  # every cancel variant keeps the same token
+        outcome = CancelOutcome.INTERRUPTED if mine else CancelOutcome.ALREADY_INTERRUPTED
+        return CancelDecision(run_id, outcome, public_view(current))
     if status not in ACTIVE:
-        return CancelDecision(run_id, CancelOutcome.CONFLICT, current)
-    if sweeping:
-        return CancelDecision(run_id, CancelOutcome.FRESH, current)
+        return CancelDecision(run_id, CancelOutcome.CONFLICT, public_view(current))
+    if attempted is not None and status in attempted.sources:
+        # The status was the one the update expected: only the staleness guard can have failed.
+        return CancelDecision(run_id, CancelOutcome.FRESH, public_view(current))
     return None
 
 

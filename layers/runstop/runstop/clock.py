@@ -15,6 +15,23 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def parse(stamp: str) -> datetime:
+    """A timestamp written by `iso`, back as a moment."""
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (the precision of every timestamp here)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def iso_from_epoch_us(microseconds: int) -> str:
+    return iso(_EPOCH + timedelta(microseconds=microseconds))
+
+
 def expiry_epoch(moment: datetime, days: int) -> int:
     """The TTL attribute's value: seconds since the epoch, `days` after `moment`."""
     return int((moment + timedelta(days=days)).timestamp())

@@ -90,6 +90,7 @@ class CancelCall:
     reason: str | None
     idempotency_key: str | None
     wait: int | None
+    force: bool = False
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> CancelCall:
@@ -103,7 +104,7 @@ class CancelCall:
         reason = options.get("reason")
         if reason is not None and (problem := text_problem(reason)):
             raise InvalidBody(f"reason {problem}", [{"loc": ["body", "reason"], "msg": problem, "type": "value_error"}])
-        return cls(tenant_id, run_id, reason, idempotency_key(event), wait)
+        return cls(tenant_id, run_id, reason, idempotency_key(event), wait, bool(options.get("force", False)))
 
 
 def response(
@@ -133,6 +134,7 @@ def cancel_body(decision: CancelDecision) -> dict[str, Any]:
         "outcome": decision.outcome.value,
         "cancel": None if run is None else run.get("cancel"),
         "version": None if run is None else run.get("version"),
+        "stop_deadline": None if run is None else run.get("stop_deadline"),
     }
 
 

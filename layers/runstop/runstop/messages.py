@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from runstop.ids import RUN_ID_PATTERN
-from runstop.models import Reason
+from runstop.models import Force, Reason
 
 CANCEL_REQUESTED = "Run Cancel Requested"
 """detail-type of the EventBridge events the cancel-events rule matches."""
@@ -33,6 +33,7 @@ class CancelMessage(BaseModel):
     tenant_id: Identifier
     run_id: Identifier
     reason: Reason = None
+    force: Force = False
 
 
 class CancelRequestedEvent(EventBridgeModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StrictBool, field_validator
 
 from runstop.bulk import MAX_BULK_RUNS
 from runstop.cancel import MAX_REASON_LENGTH
@@ -31,6 +31,7 @@ class CancelRecord(BaseModel):
     requested_at: Timestamp
     source: str = Field(description="Which trigger cancelled: api, bulk, sqs, eventbridge, sweeper.")
     idempotency_key: str | None = Field(default=None, description="The cancelling request's Idempotency-Key.")
+    force: bool | None = Field(default=None, description="true when the cancel gave the worker no grace.")
 
 
 class Run(BaseModel):
@@ -45,7 +46,22 @@ class Run(BaseModel):
     worker_id: RunId | None = Field(default=None, description="The worker that started the run (and holds it).")
     cancel: CancelRecord | None = Field(default=None, description="The first cancel; never overwritten.")
     stopped_at: Timestamp | None = Field(
-        default=None, description="When the worker acknowledged the stop of the interrupted run."
+        default=None,
+        description="When the worker acknowledged the stop of the interrupted run (for a run interrupted while "
+        "pending, the interruption itself: no worker to wait for).",
+    )
+    stop_grace_seconds: int | None = Field(
+        default=None, description="How long a worker has to stop after a cancel (the stop deadline's grace)."
+    )
+    stop_deadline: Timestamp | None = Field(
+        default=None,
+        description="Set by the cancel of a running run: the cancel's requested_at plus the run's stop grace (force: "
+        "no grace). The worker must acknowledge its stop by then.",
+    )
+    stop_overdue_at: Timestamp | None = Field(
+        default=None,
+        description="When the sweeper found the run past its stop deadline without acknowledgement (and announced "
+        "Run Stop Overdue). A late acknowledgement still records stopped_at.",
     )
     version: int = Field(ge=1, description="Increments on every change.")
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
@@ -62,6 +78,13 @@ class RunPage(BaseModel):
 class CreateRunRequest(Strict):
     run_id: RunId | None = Field(default=None, description="Generated when absent.")
     metadata: dict[str, JsonValue] = Field(default_factory=dict, description="At most 4 KB as compact JSON.")
+    stop_grace_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        strict=True,
+        description="Seconds a worker has to stop after a cancel; default: the stack's StopGraceSeconds.",
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -102,8 +125,15 @@ class CompleteRunRequest(WorkerRequest):
     status: Literal["success", "error", "timeout"]
 
 
+Force = Annotated[
+    StrictBool,
+    Field(description="No grace: the stop deadline is the cancel's requested_at (for a worker that must stop now)."),
+]
+
+
 class CancelRequest(Strict):
     reason: Reason = None
+    force: Force = False
 
 
 class CancelAccepted(BaseModel):
@@ -115,6 +145,9 @@ class CancelAccepted(BaseModel):
     )
     cancel: CancelRecord | None = None
     version: int | None = None
+    stop_deadline: Timestamp | None = Field(
+        default=None, description="By when the worker must acknowledge the stop; null when absent or never started."
+    )
     stop_acknowledged: bool | None = Field(
         default=None,
         description="Only with ?wait=N: whether the worker acknowledged the stop (POST /runs/{run_id}/stopped) "
@@ -129,6 +162,7 @@ class BulkCancelRequest(Strict):
         description="Each id is decided once, in order of first appearance; an invalid id gets its own 400 entry.",
     )
     reason: Reason = None
+    force: Force = False
 
 
 class BulkCancelResult(BaseModel):

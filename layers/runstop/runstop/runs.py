@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runstop import clock, cursor
-from runstop.errors import RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
+from runstop.errors import InvalidInput, RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
 from runstop.ids import request_token
 from runstop.settings import settings
 from runstop.status import (
@@ -26,6 +26,7 @@ from runstop.status import (
     START,
     Change,
     RunStatus,
+    StopPhase,
     Transition,
     changes,
     new_run,
@@ -41,7 +42,13 @@ _KEYED_RUN_IDS = uuid.UUID("5b0f4f1e-7a52-4c1e-9d3e-2f6a1c0e8b74")
 
 
 def create_run(
-    store: RunStore, tenant_id: str, run_id: str, metadata: dict[str, Any], *, token: str | None = None
+    store: RunStore,
+    tenant_id: str,
+    run_id: str,
+    metadata: dict[str, Any],
+    *,
+    token: str | None = None,
+    stop_grace_seconds: int | None = None,
 ) -> dict[str, Any]:
     """Store a new pending run; RunAlreadyExists if the id is taken in this tenant by another request.
 
@@ -49,8 +56,16 @@ def create_run(
     after DynamoDB applied the write but its answer was lost) gets the run, not a 409.
     """
     token = token or request_token()
+    grace = stop_grace_seconds or settings().stop_grace_seconds
     item = new_run(
-        tenant_id, run_id, at=clock.now(), retention_days=settings().retention_days, token=token, metadata=metadata
+        tenant_id,
+        run_id,
+        at=clock.now(),
+        retention_days=settings().retention_days,
+        token=token,
+        metadata=metadata,
+        stop_grace_seconds=grace,
+        stop_grace_us=grace * 1_000_000,  # what a cancel adds to its requested_at, inside its update
     )
     try:
         store.put_new(item)
@@ -62,7 +77,13 @@ def create_run(
 
 
 def create_run_for_key(
-    store: RunStore, tenant_id: str, key: str, run_id: str | None, metadata: dict[str, Any]
+    store: RunStore,
+    tenant_id: str,
+    key: str,
+    run_id: str | None,
+    metadata: dict[str, Any],
+    *,
+    stop_grace_seconds: int | None = None,
 ) -> dict[str, Any]:
     """Create a run for a request with an Idempotency-Key (runstop.idempotency runs this once).
 
@@ -72,9 +93,13 @@ def create_run_for_key(
     """
     derived = run_id or str(uuid.uuid5(_KEYED_RUN_IDS, f"{tenant_id}\n{key}"))
     # The key and the request it came with: the key reused with another request is not this write.
-    request = json.dumps({"run_id": run_id, "metadata": metadata}, sort_keys=True, separators=(",", ":"))
+    request = json.dumps(
+        {"run_id": run_id, "metadata": metadata, "stop_grace_seconds": stop_grace_seconds},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     token = f"{request_token(key)}#{hashlib.sha256(request.encode()).hexdigest()}"
-    return create_run(store, tenant_id, derived, metadata, token=token)
+    return create_run(store, tenant_id, derived, metadata, token=token, stop_grace_seconds=stop_grace_seconds)
 
 
 def get_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
@@ -84,31 +109,42 @@ def get_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
     return public_view(run)
 
 
+def listing(tenant_id: str, *, status: RunStatus | None = None, stop: StopPhase | None = None) -> cursor.Listing:
+    """Which index partition serves a filter: ByStop for a stop phase, ByStatus for a status,
+    else ByCreated; each a tenant's own partition, newest first."""
+    if stop is not None:
+        if status not in (None, RunStatus.INTERRUPTED):
+            raise InvalidInput("stop lists interrupted runs only; leave status out or set it to interrupted")
+        return cursor.Listing(tenant_id, "ByStop", "tenant_stop", f"{tenant_id}#{stop.value}")
+    if status is not None:
+        return cursor.Listing(tenant_id, "ByStatus", "tenant_status", f"{tenant_id}#{status.value}")
+    return cursor.Listing(tenant_id, "ByCreated", "tenant_id", tenant_id)
+
+
 def list_runs(
     store: RunStore,
     tenant_id: str,
     *,
     status: RunStatus | None = None,
+    stop: StopPhase | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     after: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the tenant's runs, newest first, and the cursor of the next page (None: last page).
 
-    One Query on ByCreated, or on ByStatus for one status. It asks for one run more than the
-    page holds, so a next cursor is only given when a next page really has runs.
+    One Query on the filter's index (see `listing`). It asks for one run more than the page
+    holds, so a next cursor is only given when a next page really has runs.
     """
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
-    wanted = None if status is None else status.value
-    if wanted is None:
-        index, partition = "ByCreated", ("tenant_id", tenant_id)
-    else:
-        index, partition = "ByStatus", ("tenant_status", f"{tenant_id}#{wanted}")
-    start = None if after is None else cursor.decode(after, tenant_id, wanted)
-    items, truncated = store.query_newest_first(index, partition, limit=limit + 1, start_after=start)
+    chosen = listing(tenant_id, status=status, stop=stop)
+    start = None if after is None else cursor.decode(after, chosen)
+    items, truncated = store.query_newest_first(
+        chosen.index, (chosen.attribute, chosen.value), limit=limit + 1, start_after=start
+    )
     page = items[:limit]
     more = len(items) > limit or truncated
-    next_cursor = cursor.encode(page[-1], tenant_id, wanted) if more and page else None
+    next_cursor = cursor.encode(page[-1], chosen) if more and page else None
     return [public_view(item) for item in page], next_cursor
 
 
@@ -137,7 +173,7 @@ def _refused(run_id: str, transition: Transition, current: dict[str, Any] | None
     """Why a transition's condition failed, from the run as DynamoDB handed it back."""
     if current is None:
         return RunNotFound(run_id)
-    return TransitionConflict(run_id, transition.action, current)
+    return TransitionConflict(run_id, transition.action, public_view(current))
 
 
 def _held_by(worker_id: str | None) -> tuple[str | None, dict[str, Any] | None]:
@@ -153,9 +189,8 @@ def _other_holder(current: dict[str, Any], worker_id: str | None) -> bool:
 
 def _holder_conflict(run_id: str, transition: Transition, current: dict[str, Any]) -> TransitionConflict:
     holder = current.get("worker_id")
-    return TransitionConflict(
-        run_id, transition.action, current, f"cannot {transition.action} run {run_id!r}: worker {holder!r} holds it"
-    )
+    reason = f"cannot {transition.action} run {run_id!r}: worker {holder!r} holds it"
+    return TransitionConflict(run_id, transition.action, public_view(current), reason)
 
 
 def _apply(
@@ -167,13 +202,16 @@ def _apply(
     *,
     worker_id: str | None = None,
     already: Callable[[dict[str, Any]], bool] = lambda current: False,
+    applied: Callable[[dict[str, Any]], dict[str, Any]] = lambda run: run,
 ) -> dict[str, Any]:
     """One conditional update; on refusal, `already(current)` says the request's own effect is
     already there (a repeat, or a retry after a lost answer), which answers like success."""
     condition, values = _held_by(worker_id)
     try:
-        return public_view(
-            store.apply(tenant_id, run_id, transition, change, condition=condition, condition_values=values)
+        return applied(
+            public_view(
+                store.apply(tenant_id, run_id, transition, change, condition=condition, condition_values=values)
+            )
         )
     except ConditionFailed as failed:
         current = failed.item
@@ -212,14 +250,28 @@ def heartbeat_run(store: RunStore, tenant_id: str, run_id: str, worker_id: str |
     return _apply(store, tenant_id, run_id, HEARTBEAT, change, worker_id=worker_id)
 
 
-def acknowledge_stop(store: RunStore, tenant_id: str, run_id: str, worker_id: str | None = None) -> dict[str, Any]:
-    """The worker confirms it stopped an interrupted run: `stopped_at` is recorded once.
+def acknowledge_stop(
+    store: RunStore,
+    tenant_id: str,
+    run_id: str,
+    worker_id: str | None = None,
+    *,
+    on_recorded: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The worker confirms it stopped an interrupted run: `stopped_at` is recorded once (also
+    after the run was marked overdue: it then shows both).
 
     A repeat answers the run as it is (acknowledged before: the same answer again); any
-    other status is a conflict.
+    other status is a conflict. `on_recorded` sees the run only when this call recorded it.
     """
     change = _change(ACKNOWLEDGE_STOP, tenant_id, run_id, stays=RunStatus.INTERRUPTED)
-    return _apply(
+    recorded: list[dict[str, Any]] = []
+
+    def record(run: dict[str, Any]) -> dict[str, Any]:
+        recorded.append(run)
+        return run
+
+    run = _apply(
         store,
         tenant_id,
         run_id,
@@ -227,7 +279,18 @@ def acknowledge_stop(store: RunStore, tenant_id: str, run_id: str, worker_id: st
         change,
         worker_id=worker_id,
         already=lambda current: current["status"] == RunStatus.INTERRUPTED,
+        applied=record,
     )
+    if recorded and on_recorded is not None:
+        on_recorded(run)
+    return run
+
+
+def stop_latency_ms(run: dict[str, Any]) -> float | None:
+    """Milliseconds from the interruption (ended_at) to the acknowledgement (stopped_at)."""
+    if not run.get("ended_at") or not run.get("stopped_at"):
+        return None
+    return (clock.epoch_us(clock.parse(run["stopped_at"])) - clock.epoch_us(clock.parse(run["ended_at"]))) / 1000
 
 
 def complete_run(

@@ -42,6 +42,8 @@ class Settings:
     sweep_concurrency: int = 8
     sweep_margin_seconds: float = 5.0
     """SWEEP_MARGIN_SECONDS: the sweep stops this long before the invocation's timeout."""
+    stop_grace_seconds: int = 60
+    """STOP_GRACE_SECONDS: a run's default stop grace (template parameter StopGraceSeconds)."""
     throttle_fallback: bool = True
     """RUNSTOP_THROTTLE_FALLBACK ("0" turns it off, for the bench's comparison): a cancel whose
     update stays throttled is decided by a read when the run is final."""
@@ -76,8 +78,13 @@ class Settings:
             sweep_page_size=get("SWEEP_PAGE_SIZE", int, defaults.sweep_page_size),
             sweep_concurrency=get("SWEEP_CONCURRENCY", int, defaults.sweep_concurrency),
             sweep_margin_seconds=get("SWEEP_MARGIN_SECONDS", float, defaults.sweep_margin_seconds),
+            stop_grace_seconds=get("STOP_GRACE_SECONDS", int, defaults.stop_grace_seconds),
             throttle_fallback=env.get("RUNSTOP_THROTTLE_FALLBACK", "1") != "0",
         )
+
+    @property
+    def stop_grace_us(self) -> int:
+        return self.stop_grace_seconds * 1_000_000
 
     def require(self, name: str) -> str:
         """An optional setting this function needs after all (e.g. the idempotency table)."""

@@ -56,6 +56,17 @@ INTERNAL_ATTRIBUTES = frozenset(
 """Attributes that exist only for indexes, housekeeping and write identity, never shown to clients."""
 
 
+class StopPhase(StrEnum):
+    """Where an interrupted run stands on its way from "cancel recorded" to "work stopped"."""
+
+    PENDING = "pending"
+    """Its worker has until stop_deadline to acknowledge (the sparse Stopping index holds it)."""
+    OVERDUE = "overdue"
+    """Past stop_deadline without an acknowledgement: announced once (stop_overdue_at)."""
+    ACKNOWLEDGED = "acknowledged"
+    """stopped_at is recorded (by the worker, or at once for a run that never started)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """An action on a run: the statuses it may start from, where it may lead, what it stamps."""
@@ -74,6 +85,9 @@ class Transition:
     retry of that very request (the SDK's after a lost answer, or the caller's with the same
     Idempotency-Key) recognises its own write; None where the run's history needs no such proof."""
 
+    stop_phase: StopPhase | None = None
+    """The stop phase the run enters (GET /runs?stop=), for transitions on the way to stopped."""
+
     def wrote(self, item: Mapping[str, Any] | None, token: str | None) -> bool:
         """Whether `item` carries this transition as made by the request holding `token`."""
         return bool(self.token and token and item is not None and item.get(self.token) == token)
@@ -85,19 +99,64 @@ START = Transition(
 )
 HEARTBEAT = Transition("heartbeat", frozenset({RunStatus.RUNNING}), frozenset(), ("heartbeat_at",))
 COMPLETE = Transition("complete", frozenset({RunStatus.RUNNING}), FINISHED, ("ended_at",), token="complete_token")
-CANCEL = Transition("cancel", ACTIVE, frozenset({RunStatus.INTERRUPTED}), ("ended_at",), token="cancel_token")
+INTERRUPT_RUNNING = Transition(
+    "cancel",
+    frozenset({RunStatus.RUNNING}),
+    frozenset({RunStatus.INTERRUPTED}),
+    ("ended_at",),
+    token="cancel_token",
+    stop_phase=StopPhase.PENDING,
+)
+"""A worker is running it: it has until the stop deadline (set by the cancel) to acknowledge."""
+INTERRUPT_PENDING = Transition(
+    "cancel",
+    frozenset({RunStatus.PENDING}),
+    frozenset({RunStatus.INTERRUPTED}),
+    ("ended_at", "stopped_at"),
+    token="cancel_token",
+    stop_phase=StopPhase.ACKNOWLEDGED,
+)
+"""No worker ever started it: there is nothing to wait for, it is stopped at once."""
 ACKNOWLEDGE_STOP = Transition(
     "acknowledge the stop of",
     frozenset({RunStatus.INTERRUPTED}),
     frozenset(),
     ("stopped_at",),
     guard="attribute_not_exists(stopped_at)",
+    stop_phase=StopPhase.ACKNOWLEDGED,
 )
 """Not a change of status: the worker confirms it stopped an interrupted run, once."""
+MARK_OVERDUE = Transition(
+    "mark overdue",
+    frozenset({RunStatus.INTERRUPTED}),
+    frozenset(),
+    ("stop_overdue_at",),
+    # Never over an acknowledgement, never twice: a late acknowledgement racing the sweeper wins.
+    guard="attribute_not_exists(stopped_at) AND attribute_not_exists(stop_overdue_at)",
+    stop_phase=StopPhase.OVERDUE,
+)
+"""The sweeper's note that an interrupted run is past its stop deadline without acknowledgement."""
 
-TRANSITIONS: Mapping[str, Transition] = {
-    t.action: t for t in (CREATE, START, HEARTBEAT, COMPLETE, CANCEL, ACKNOWLEDGE_STOP)
+CANCEL_VARIANTS: dict[RunStatus, Transition] = {
+    RunStatus.RUNNING: INTERRUPT_RUNNING,
+    RunStatus.PENDING: INTERRUPT_PENDING,
 }
+"""Cancel is one action with a variant per active status, each one conditional write on it."""
+
+TRANSITIONS: Mapping[str, tuple[Transition, ...]] = {
+    "create": (CREATE,),
+    "start": (START,),
+    "heartbeat": (HEARTBEAT,),
+    "complete": (COMPLETE,),
+    "cancel": (INTERRUPT_RUNNING, INTERRUPT_PENDING),
+    "acknowledge": (ACKNOWLEDGE_STOP,),
+    "mark overdue": (MARK_OVERDUE,),
+}
+
+
+def sources(action: str) -> frozenset[RunStatus]:
+    """Every status the action may start from, whichever variant."""
+    return frozenset().union(*(t.sources for t in TRANSITIONS[action]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +181,18 @@ def active_shard_key(status: str, tenant_id: str, run_id: str) -> str:
     """Sparse-index partition for an active run; absent once the run is no longer active."""
     shard = zlib.crc32(f"{tenant_id}/{run_id}".encode()) % ACTIVE_SHARDS
     return f"{status}#{shard}"
+
+
+STOPPING = "stopping"
+
+
+def stopping_shard_key(tenant_id: str, run_id: str) -> str:
+    """Sparse Stopping-index partition of an interrupted run whose worker has yet to acknowledge."""
+    return active_shard_key(STOPPING, tenant_id, run_id)
+
+
+def stopping_partitions() -> list[str]:
+    return [f"{STOPPING}#{shard}" for shard in range(ACTIVE_SHARDS)]
 
 
 def changes(
@@ -163,6 +234,12 @@ def changes(
     elif target is not None:
         values["expires_at"] = clock.expiry_epoch(at, retention_days)
         removed = ("active_pk", "sweep_at")
+    if transition.stop_phase is not None:
+        values["tenant_stop"] = f"{tenant_id}#{transition.stop_phase.value}"
+        if transition.stop_phase is StopPhase.PENDING:
+            values["stopping_pk"] = stopping_shard_key(tenant_id, run_id)
+        else:
+            removed = (*removed, "stopping_pk")
     return Change(values, removed)
 
 
@@ -184,5 +261,13 @@ def new_run(
 
 
 def public_view(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The run as clients see it: index and housekeeping attributes removed."""
-    return {k: v for k, v in item.items() if k not in INTERNAL_ATTRIBUTES}
+    """The run as clients see it: index and housekeeping attributes removed.
+
+    The stop deadline is kept as epoch microseconds (`stop_due`), because the cancel computes it
+    inside its one update from the run's own grace (`requested_at + stop_grace_us`); clients see
+    it as a timestamp like every other.
+    """
+    view = {k: v for k, v in item.items() if k not in INTERNAL_ATTRIBUTES}
+    if item.get("stop_due") is not None:
+        view.setdefault("stop_deadline", clock.iso_from_epoch_us(int(item["stop_due"])))
+    return view

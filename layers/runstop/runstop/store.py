@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,9 @@ def client_config() -> Config:
 
 ACTIVE_INDEX = "Active"
 """The sparse index of pending and running runs (active_pk, sweep_at), KEYS_ONLY."""
+STOPPING_INDEX = "Stopping"
+"""The sparse index of interrupted runs still stopping (stopping_pk, stop_due), KEYS_ONLY."""
+SPARSE_INDEXES = {ACTIVE_INDEX: ("active_pk", "sweep_at"), STOPPING_INDEX: ("stopping_pk", "stop_due")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,18 @@ class ActivePage:
     keys: list[tuple[str, str]]
     next_key: Mapping[str, Any] | None
     read_units: float
+    positions: list[str] = field(default_factory=list)
+    """Each run's sort key in the index (sweep_at, or stop_due in microseconds), as sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Offset:
+    """A number DynamoDB computes inside the update: `value + <attribute>` of the stored run
+    (`default` in place of a missing attribute), so a write can depend on the run without a read."""
+
+    value: int
+    attribute: str
+    default: int
 
 
 class ConditionFailed(Exception):
@@ -140,20 +155,37 @@ class RunStore:
         """One page of the sparse Active index: runs of `partition` ("running#3") whose
         sweep_at is older than `before`, oldest first. Only active runs are in that index,
         so this costs the same whatever the number of finished runs in the table."""
+        return self._sparse_page(ACTIVE_INDEX, partition, {"S": before}, limit, start_key)
+
+    def stopping_page(
+        self, partition: str, *, before_us: int, limit: int, start_key: Mapping[str, Any] | None = None
+    ) -> ActivePage:
+        """One page of the sparse Stopping index: interrupted runs of `partition` ("stopping#3")
+        not yet acknowledged nor marked overdue whose stop deadline is before `before_us`. Only
+        runs still stopping are in it, so the cost follows them, not the table."""
+        return self._sparse_page(STOPPING_INDEX, partition, {"N": str(before_us)}, limit, start_key)
+
+    def _sparse_page(
+        self, index: str, partition: str, before: Mapping[str, str], limit: int, start_key: Mapping[str, Any] | None
+    ) -> ActivePage:
+        partition_key, sort_key = SPARSE_INDEXES[index]
         extra: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
         with translate_errors():
             response = self.client.query(
                 TableName=self.table_name,
-                IndexName=ACTIVE_INDEX,
-                KeyConditionExpression="active_pk = :pk AND sweep_at < :before",
-                ExpressionAttributeValues={":pk": {"S": partition}, ":before": {"S": before}},
+                IndexName=index,
+                KeyConditionExpression="#pk = :pk AND #sk < :before",
+                ExpressionAttributeNames={"#pk": partition_key, "#sk": sort_key},
+                ExpressionAttributeValues={":pk": {"S": partition}, ":before": dict(before)},
                 Limit=limit,
                 ReturnConsumedCapacity="TOTAL",
                 **extra,
             )
-        keys = [(item["tenant_id"]["S"], item["run_id"]["S"]) for item in response.get("Items", [])]
+        items = response.get("Items", [])
+        keys = [(item["tenant_id"]["S"], item["run_id"]["S"]) for item in items]
+        positions = [str(next(iter(item[sort_key].values()))) for item in items]
         units = float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
-        return ActivePage(keys, response.get("LastEvaluatedKey"), units)
+        return ActivePage(keys, response.get("LastEvaluatedKey"), units, positions)
 
     def apply(
         self,
@@ -177,6 +209,12 @@ class RunStore:
         sets = ["version = version + :one"]
         for i, (attr, value) in enumerate(change.set.items()):
             names[f"#s{i}"] = attr
+            if isinstance(value, Offset):
+                names[f"#o{i}"] = value.attribute
+                values[f":s{i}"] = serialize(value.value)
+                values[f":o{i}"] = serialize(value.default)
+                sets.append(f"#s{i} = :s{i} + if_not_exists(#o{i}, :o{i})")
+                continue
             values[f":s{i}"] = serialize(value)
             sets.append(f"#s{i} = :s{i}")
         allowed = []
@@ -264,8 +302,10 @@ def reset_caches() -> None:
 
 __all__ = [
     "ACTIVE_INDEX",
+    "STOPPING_INDEX",
     "ActivePage",
     "ConditionFailed",
+    "Offset",
     "RunStore",
     "run_store",
 ]

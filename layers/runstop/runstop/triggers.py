@@ -128,6 +128,7 @@ def decide(
             reason=message.reason,
             idempotency_key=f"{trigger}:{origin_id}",
             source=trigger,
+            force=message.force,
         )
     except StoreUnavailable:
         metrics.add_metric(name="Cancel.StoreUnavailable", unit=MetricUnit.Count, value=1)
