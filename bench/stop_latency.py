@@ -40,7 +40,7 @@ KILL_AT = re.compile(r"SIGKILL at (\S+)")
 IGNORES_SIGTERM = ("sh", "-c", 'trap "" TERM; sleep 600')
 BATCH = 5
 """Commands alive at once: their heartbeats load the service as a few workers would."""
-STOP_GRACE = 2.0
+STOP_GRACE = 2
 """Seconds of stop grace for the SIGTERM-ignoring command."""
 TIMEOUT = 120.0
 POLL = 0.001

@@ -268,6 +268,13 @@ def _cmd_run(client: Client, args: argparse.Namespace, output: Output) -> int:
     return CommandRun(client, args.command, options, say=output.error)()
 
 
+def _grace(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be 1 to 3600 seconds, not {text}")
+    return value
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -302,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--worker-id", help="this worker's id (default: host:pid)")
     run.add_argument(
         "--stop-grace",
-        type=_positive,
+        type=_grace,
+        metavar="S",
         help="seconds from the cancel to SIGKILL: sent as the new run's stop_grace_seconds, and used "
         "when the service gives no stop_deadline (default 60)",
     )

@@ -42,7 +42,7 @@ Progress = Callable[[int, int], None]
 """Called as progress(ids_decided, ids_total) after each batch of a bulk cancel."""
 
 
-def _create(run_id: str | None, metadata: dict[str, Any] | None, grace: float | None, key: str | None) -> Request:
+def _create(run_id: str | None, metadata: dict[str, Any] | None, grace: int | None, key: str | None) -> Request:
     body: dict[str, Any] = {}
     if run_id is not None:
         body["run_id"] = run_id
@@ -193,10 +193,11 @@ class Client(_Base):
         run_id: str | None = None,
         *,
         metadata: dict[str, Any] | None = None,
-        stop_grace_seconds: float | None = None,
+        stop_grace_seconds: int | None = None,
         idempotency_key: str | None = None,
     ) -> Run:
-        """A new pending run (its id generated when not given)."""
+        """A new pending run (its id generated when not given); `stop_grace_seconds` (1-3600) is how
+        long its worker has to stop after a cancel (default: the service's StopGraceSeconds)."""
         return Run.from_json(self.send(_create(run_id, metadata, stop_grace_seconds, idempotency_key)))
 
     def get(self, run_id: str) -> Run:
@@ -359,7 +360,7 @@ class AsyncClient(_Base):
         run_id: str | None = None,
         *,
         metadata: dict[str, Any] | None = None,
-        stop_grace_seconds: float | None = None,
+        stop_grace_seconds: int | None = None,
         idempotency_key: str | None = None,
     ) -> Run:
         return Run.from_json(await self.send(_create(run_id, metadata, stop_grace_seconds, idempotency_key)))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import signal
 import subprocess
@@ -50,7 +49,7 @@ POLL = 0.01
 class Options:
     run_id: str | None = None
     worker_id: str | None = None
-    stop_grace: float | None = None
+    stop_grace: int | None = None
     """Sent as the new run's stop_grace_seconds, and the local SIGKILL delay when the service gives no deadline."""
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     quiet: bool = False
@@ -210,7 +209,7 @@ class CommandRun:
         try:
             return self.client.create(stop_grace_seconds=grace)
         except InvalidRequest as error:
-            if grace is None or "stop_grace_seconds" not in json.dumps(error.problem):
+            if grace is None or not _field_unknown(error, "stop_grace_seconds"):
                 raise
         self.say("the service takes no stop_grace_seconds yet: --stop-grace applies from when the cancel is seen")
         return self.client.create()
@@ -260,6 +259,14 @@ class CommandRun:
             return EXIT_CANCELLED
         self.say(f"run {self.worker.run_id} {status} ({self.argv[0]} exited {code})")
         return code
+
+
+def _field_unknown(error: InvalidRequest, name: str) -> bool:
+    """Whether a 422 refused the body only because the service does not know field `name`."""
+    return any(
+        isinstance(item, dict) and item.get("type") == "extra_forbidden" and list(item.get("loc", []))[-1:] == [name]
+        for item in error.errors
+    )
 
 
 def _why(cancelled: RunCancelled) -> str:

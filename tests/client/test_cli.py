@@ -204,13 +204,25 @@ def test_exit_code_of_a_command_killed_by_a_signal_follows_the_shell():
 def test_run_with_a_stop_grace_on_a_service_without_stop_deadlines_keeps_the_grace_local():
     from runstop_client.runner import CommandRun, Options
 
-    refused = problem(422, "validation", errors=[{"loc": ["body", "stop_grace_seconds"], "msg": "Extra inputs"}])
+    unknown = {"loc": ["body", "stop_grace_seconds"], "msg": "Extra inputs", "type": "extra_forbidden"}
+    refused = problem(422, "validation", errors=[unknown])
     api = FakeApi().on("POST /runs", refused, ok(run_json("r1", "pending"), 201))
     said: list[str] = []
     command = CommandRun(api.client(), ["true"], Options(stop_grace=5), say=said.append)
     assert command._create().run_id == "r1"
     assert api.bodies("POST /runs") == [{"stop_grace_seconds": 5}, {}]
     assert "stop_grace_seconds" in said[0]
+
+
+def test_run_with_a_stop_grace_the_service_refuses_for_another_reason_fails():
+    from runstop_client import InvalidRequest
+    from runstop_client.runner import CommandRun, Options
+
+    too_big = {"loc": ["body", "stop_grace_seconds"], "msg": "less than or equal to 3600", "type": "less_than_equal"}
+    api = FakeApi().on("POST /runs", problem(422, "validation", errors=[too_big]))
+    command = CommandRun(api.client(), ["true"], Options(stop_grace=5), say=lambda _: None)
+    with pytest.raises(InvalidRequest):
+        command._create()
 
 
 def test_run_with_a_stop_grace_sends_it_to_a_service_that_takes_it():
