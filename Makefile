@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help install checkov checkov-lock smoke run test test-unit test-integration faults fuzz lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
+.PHONY: help install checkov checkov-lock smoke run test test-client-py310 test-unit test-integration faults fuzz lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,8 +42,20 @@ install: .venv/.synced node_modules/.installed $(CHECKOV_ENV)/.installed ## inst
 run: install ## serve the API on http://127.0.0.1:3000 against DynamoDB Local (Ctrl-C stops; RUNSTOP_AUTH=jwt: Bearer tokens)
 	$(RUN) python -m runstop_dev run
 
-test: install ## the whole suite: unit (moto), integration (DynamoDB Local, the docs' examples), template lint
+test: install ## the whole suite: unit (moto), integration (DynamoDB Local, the docs' examples), template lint; the client on 3.10
 	$(RUN) pytest
+	@$(MAKE) --no-print-directory test-client-py310
+
+# The client package supports Python 3.10+: its unit tests run there too (seconds), with the
+# versions uv.lock pins. Skipped with a note when no 3.10 is installed (set PY310=/path/to/python3.10).
+PY310 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python) $(shell command -v python3.10 2>/dev/null))
+test-client-py310: install ## the client's unit tests on Python 3.10, its oldest
+	@if [ -z "$(PY310)" ] || ! "$(PY310)" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
+		echo "test-client-py310: skipped, no Python 3.10 found (set PY310=/path/to/python3.10)"; exit 0; fi; \
+	$(UV) venv -q --allow-existing .local/py310 --python "$(PY310)"; \
+	$(UV) export -q --frozen --no-hashes --no-emit-project --no-emit-local -o .local/py310/constraints.txt; \
+	$(UV) pip install -q --python .local/py310/bin/python -c .local/py310/constraints.txt -e client pytest; \
+	.local/py310/bin/python -m pytest -q -p no:cacheprovider -o addopts= -W ignore::pytest.PytestConfigWarning tests/client
 
 test-unit: install ## only the fast unit tests
 	$(RUN) pytest tests/unit
@@ -66,6 +78,7 @@ lint: install ## ruff and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) mypy --python-version 3.10 -p runstop_client  # the client supports Python 3.10+
 	for f in functions/*/app.py; do $(RUN) mypy --strict "$$f"; done
 
 fmt: install ## format and fix what ruff can
