@@ -39,7 +39,7 @@ from runstop_dev.jwt_auth import (
     Rejected,
     template_audiences,
 )
-from runstop_dev.template import Function, HttpRoute, function, function_environment, function_timeout, http_routes
+from runstop_dev.template import Function, HttpRoute, function_environment, function_timeout, http_routes
 
 log = logging.getLogger("runstop.local")
 
