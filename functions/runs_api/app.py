@@ -15,7 +15,7 @@ from runstop.concurrency import OnActive
 from runstop.cursor import MAX_CURSOR_LENGTH
 from runstop.ids import RUN_ID_PATTERN
 from runstop.links import Links
-from runstop.metric_names import STOP_LATENCY
+from runstop.metric_names import STOP_LATENCY, TRIGGER_BULK, TRIGGER_DIMENSION
 from runstop.models import (
     BulkCancelRequest,
     BulkCancelResponse,
@@ -168,6 +168,9 @@ def bulk_cancel(body: BulkCancelRequest, idempotency_key: IdempotencyKeyHeader =
         force=body.force,
         remaining_ms=app.lambda_context.get_remaining_time_in_millis,
     )
+    metrics.add_dimension(name=TRIGGER_DIMENSION, value=TRIGGER_BULK)
+    for name, count in bulk.metric_counts(results).items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
     return BulkCancelResponse.model_validate({"results": results})
 
 
@@ -245,7 +248,7 @@ def _count_stop_latency(run: dict[str, Any]) -> None:
             value=latency,
             default_dimensions=metrics.default_dimensions,
         ) as metric:
-            metric.add_dimension(name="trigger", value=trigger)
+            metric.add_dimension(name=TRIGGER_DIMENSION, value=trigger)
 
 
 @app.post(
