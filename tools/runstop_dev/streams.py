@@ -12,6 +12,7 @@ in `dead_letters` and logged). As deployed: at least once, retried, dead-lettere
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -96,13 +97,28 @@ class StreamTail:
         )
         config = Config(retries={"mode": "standard", "max_attempts": 5})
         self.streams = session.client("dynamodbstreams", endpoint_url=endpoint, config=config)
-        dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=config)
-        self.arn = dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
+        self.dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=config)
+        self.table_name = table_name
+        self.checked = time.monotonic()
+        self._follow(str(self.dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]), "LATEST")
+
+    def _follow(self, arn: str, position: str) -> None:
+        self.arn = arn
         self.iterators: dict[str, str | None] = {}
         self.last: dict[str, str] = {}
         """Per shard, the sequence number of the last record read (to resume an iterator that expired)."""
         self.known: set[str] = set()
-        self._refresh("LATEST")
+        self._refresh(position)
+
+    def recheck(self, every: float = 1.0) -> None:
+        """Follow the table's new stream if the table was made again (the docs test does, per file):
+        everything in a new table's stream is new."""
+        if time.monotonic() - self.checked < every:
+            return
+        self.checked = time.monotonic()
+        arn = str(self.dynamodb.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"])
+        if arn != self.arn:
+            self._follow(arn, "TRIM_HORIZON")
 
     def _refresh(self, position: str) -> None:
         """Start reading shards not seen before: the open ones at `position`, later ones from their start."""
@@ -302,11 +318,16 @@ class StreamPipe:
         while not self.stopping.is_set():
             try:
                 records = self.tail.read()
-            except Exception as error:  # DynamoDB Local stopping, or a hiccup: try again
+                if not records:
+                    self.tail.recheck()
+            except Exception as error:  # DynamoDB Local stopping, a table made again, a hiccup: retry
                 if self.stopping.is_set():
                     return
-                log.warning("%s: reading the stream failed: %s", self.route.pipe_id, error)
+                log.debug("%s: reading the stream failed: %s", self.route.pipe_id, error)
                 records = []
+                self.stopping.wait(self.poll_seconds * 10)
+                with contextlib.suppress(Exception):
+                    self.tail.recheck(every=0)
             if records:
                 self.records += len(records)
                 events = emulate(self.route.pipe_id, records)
