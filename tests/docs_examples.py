@@ -11,6 +11,8 @@ checks this module and the docs' shape):
 - A file's commands run in order, in one bash session in the repository's root, against empty
   tables; they must exit 0. `make sweep` and `make invoke` run for real, with `DYNAMODB_ENDPOINT`
   naming the test's DynamoDB Local; no AWS credentials are set.
+- A file holding the line `<!-- docs test: RUNSTOP_AUTH=jwt -->` runs against the runner in JWT
+  mode (`RUNSTOP_AUTH=jwt make run`), whose issuer's key `runstop_dev token` signs with.
 - `http://127.0.0.1:3000` and `localhost:3000` are the local runner, `http://127.0.0.1:8000` its
   DynamoDB Local: the test rewrites them to its own, in commands and in shown output alike.
 - Shown output is a sequence of items, compared with the printed output item by item:
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+JWT_MODE = "<!-- docs test: RUNSTOP_AUTH=jwt -->"
+"""A doc's examples need the local runner in JWT mode."""
 RUNNER_URLS = ("http://127.0.0.1:3000", "http://localhost:3000", "localhost:3000")
 DYNAMODB_URL = "http://127.0.0.1:8000"
 

@@ -29,10 +29,11 @@ from pathlib import Path
 import pytest
 
 from runstop_dev.ddb_local import ensure_tables
+from runstop_dev.jwt_auth import KEY_DIR_ENV
 from runstop_dev.local_api import LocalApi
 from runstop_dev.stack import LocalStack
 from runstop_dev.template import REPO_ROOT
-from tests.docs_examples import Example, console_examples, differences, local
+from tests.docs_examples import JWT_MODE, Example, console_examples, differences, local
 
 pytestmark = pytest.mark.integration
 
@@ -155,9 +156,14 @@ def report(example: Example, problems: list[str], printed: str, errors: str) -> 
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[str(p.relative_to(REPO_ROOT)) for p in DOCS])
-def test_every_console_example_prints_what_the_docs_show(doc: Path, api: LocalApi, stack: LocalStack, shell: Shell):
-    # Given: the file's examples, in order, on empty tables
+def test_every_console_example_prints_what_the_docs_show(
+    doc: Path, api: LocalApi, stack: LocalStack, shell: Shell, request: pytest.FixtureRequest
+):
+    # Given: the file's examples, in order, on empty tables (and the runner in JWT mode if the file says so)
     examples = console_examples(doc)
+    if JWT_MODE in doc.read_text():
+        api = request.getfixturevalue("jwt_api")
+        shell.send(f"export {KEY_DIR_ENV}={shlex.quote(str(request.getfixturevalue('issuer').key_dir))}")
     failures: list[str] = []
     for example in examples:
         # When: the command runs against the local runner
