@@ -15,6 +15,7 @@ import pytest
 
 from runstop.store import RunStore, reset_caches
 from runstop_dev.contract import docs_routes
+from runstop_dev.jwt_auth import LocalIssuer
 from runstop_dev.local_api import LocalApi
 from runstop_dev.stack import LocalStack, local_stack
 from tests.integration.support import TABLE
@@ -68,3 +69,23 @@ def http(api: LocalApi) -> Iterator[httpx.Client]:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     with httpx.Client(base_url=api.url, timeout=60, limits=limits) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> LocalIssuer:
+    """The local issuer, with a key of its own (not the developer's .local/jwt)."""
+    return LocalIssuer(tmp_path_factory.mktemp("jwt"))
+
+
+@pytest.fixture(scope="session")
+def jwt_api(stack: LocalStack, issuer: LocalIssuer) -> Iterator[LocalApi]:
+    """The API in JWT mode (RUNSTOP_AUTH=jwt): every request needs a token `issuer` signed."""
+    with LocalApi(stack.refs, stack.env, port=0, workers=2, quiet=True, issuer=issuer) as served:
+        served.warm()
+        yield served
+
+
+@pytest.fixture(scope="session")
+def jwt_client(jwt_api: LocalApi) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=jwt_api.url, timeout=60) as http:
+        yield http

@@ -20,10 +20,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +30,16 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from runstop_dev.handlers import LambdaContext, load_function_module
-from runstop_dev.template import Function, HttpRoute, function, function_environment, function_timeout, http_routes
+from runstop_dev.jwt_auth import (
+    DISCOVERY_PATH,
+    JWKS_PATH,
+    UNAUTHORIZED_BODY,
+    JwtAuthorizer,
+    LocalIssuer,
+    Rejected,
+    template_audiences,
+)
+from runstop_dev.template import Function, HttpRoute, function_environment, function_timeout, http_routes
 
 log = logging.getLogger("runstop.local")
 
@@ -48,29 +56,9 @@ ExtraRoute = Callable[[], tuple[int, str, bytes]]
 _handler: Callable[[dict[str, Any], Any], Any] | None = None
 _function_name = ""
 _timeout_ms = 10_000
-EXTRA_FUNCTION_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
-class ExtraFunction:
-    """A handler outside the template, served on its own route beside the template's.
-
-    For designs that exist only to be compared with (the benchmark's naive baseline): it runs
-    with the environment of the template function `env_of`, so it sees the same table and
-    tenant handling, in worker processes of its own.
-    """
-
-    route: HttpRoute
-    env_of: str
-
-
-def _load_source(source: Function) -> Callable[[dict[str, Any], Any], Any]:
-    """Import the function's module by path under a name of its own (every function has an app.py)."""
-    handler: Callable[[dict[str, Any], Any], Any] = getattr(load_function_module(source, fresh=True), source.attribute)
-    return handler
-
-
-def _init_worker(logical_id: str, env: dict[str, str], quiet: bool, source: Function, timeout: float) -> None:
+def _init_worker(source: Function, env: dict[str, str], quiet: bool, timeout: float) -> None:
     """Runs once in each worker process: the environment, then the handler's cold start.
 
     The parent has already read the template: parsing it again here (cfn-lint) would more
@@ -86,9 +74,9 @@ def _init_worker(logical_id: str, env: dict[str, str], quiet: bool, source: Func
         devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker
         sys.stdout = devnull
         os.dup2(devnull.fileno(), 1)
-    _function_name = logical_id
+    _function_name = source.logical_id
     _timeout_ms = int(timeout * 1000)
-    _handler = _load_source(source)
+    _handler = getattr(load_function_module(source, fresh=True), source.attribute)
 
 
 def _discard() -> None:
@@ -110,19 +98,19 @@ def _warm() -> int:
 
 
 class FunctionPool:
-    """A function's execution environments: worker processes that each import it once."""
+    """A function's execution environments: worker processes that each import it once.
 
-    def __init__(
-        self, logical_id: str, env: dict[str, str], workers: int, quiet: bool, source: Function | None = None
-    ) -> None:
-        self.logical_id = logical_id
+    Processes start on demand, up to `workers`; `timeout` is the function's (seconds).
+    """
+
+    def __init__(self, source: Function, env: dict[str, str], workers: int, quiet: bool, timeout: float) -> None:
+        self.logical_id = source.logical_id
         self.workers = workers
-        self.timeout = function_timeout(logical_id) if source is None else EXTRA_FUNCTION_TIMEOUT
-        initargs = (logical_id, env, quiet, source or function(logical_id), self.timeout)
+        self.timeout = timeout
         # spawn, not fork: the parent runs server threads, and a forked lock may be held.
         context = multiprocessing.get_context("spawn")
         self.executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=initargs
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(source, env, quiet, timeout)
         )
 
     def invoke(self, event: dict[str, Any]) -> Any:
@@ -145,13 +133,19 @@ def build_event(
     path_params: dict[str, str],
     tenant_claim: str,
     source_ip: str,
+    claims: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API payload-2.0 event, with the JWT claims the authorizer would add."""
+    """An API Gateway HTTP API payload-2.0 event, with the JWT claims the authorizer would add.
+
+    `claims` are those of a checked token (JWT mode); without them, the tenant comes from the
+    X-Tenant-Id header (default 'local') as the only claim (header mode).
+    """
     lowered: dict[str, str] = {}
     for name, value in headers.items():
         key = name.lower()
         lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
-    tenant = lowered.get(TENANT_HEADER, DEFAULT_TENANT)
+    if claims is None:
+        claims = {tenant_claim: lowered.get(TENANT_HEADER, DEFAULT_TENANT)}
     now = datetime.now(UTC)
     event: dict[str, Any] = {
         "version": "2.0",
@@ -162,7 +156,7 @@ def build_event(
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "local",
-            "authorizer": {"jwt": {"claims": {tenant_claim: tenant}, "scopes": None}},
+            "authorizer": {"jwt": {"claims": claims, "scopes": None}},
             "domainName": lowered.get("host", "127.0.0.1"),
             "domainPrefix": "local",
             "http": {
@@ -265,8 +259,9 @@ class LocalApi:
         workers: int = 4,
         quiet: bool = False,
         extra_routes: dict[str, ExtraRoute] | None = None,
-        extra_functions: Sequence[ExtraFunction] = (),
+        issuer: LocalIssuer | None = None,
     ) -> None:
+        """`issuer` turns on JWT mode: every routed request needs a token that issuer signed."""
         self.routes = http_routes()
         self.tenant_claim = "tenant_id"
         self.extra_routes = extra_routes or {}
@@ -276,15 +271,22 @@ class LocalApi:
             if logical_id not in self.pools:
                 env = {**function_environment(logical_id, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": logical_id}
                 self.tenant_claim = env.get("TENANT_CLAIM", self.tenant_claim)
-                self.pools[logical_id] = FunctionPool(logical_id, env, workers, quiet)
-        for extra in extra_functions:
-            fn = extra.route.function
-            env = {**function_environment(extra.env_of, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": fn.logical_id}
-            self.pools[fn.logical_id] = FunctionPool(fn.logical_id, env, workers, quiet, source=fn)
-            self.routes.insert(0, extra.route)
+                self.pools[logical_id] = FunctionPool(route.function, env, workers, quiet, function_timeout(logical_id))
         self.server = _Server((host, port), _RequestHandler)
         self.server.api = self
         self.thread: threading.Thread | None = None
+        self.issuer = issuer
+        self.authorizer: JwtAuthorizer | None = None
+        if issuer is not None:
+            jwks = json.dumps(issuer.jwks()).encode()
+            discovery = json.dumps(issuer.discovery(self.url + JWKS_PATH)).encode()
+            self.extra_routes = {
+                **self.extra_routes,
+                JWKS_PATH: lambda: (200, "application/json", jwks),
+                DISCOVERY_PATH: lambda: (200, "application/json", discovery),
+            }
+            # Keys read from the JWKS this runner serves, as API Gateway reads the issuer's.
+            self.authorizer = JwtAuthorizer(issuer.issuer, template_audiences(), self.url + JWKS_PATH)
 
     @property
     def url(self) -> str:
@@ -339,6 +341,10 @@ class _Server(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients of API Gateway get
+    # The head and the body go out as two writes: with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK of the head, 40 ms or more on every answer (bench: storms, 88 ->
+    # 14 ms for one cancel through the runner).
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -416,6 +422,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._message(HTTPStatus.NOT_FOUND, "Not Found")
             return
         route, params = matched
+        claims = None
+        if api.authorizer is not None:
+            try:
+                claims = api.authorizer.authorize(self.headers.get("Authorization")).claims
+            except Rejected as rejected:
+                log.info("%s %s -> 401 (%s)", self.command, self.path, rejected)
+                headers = {"Content-Type": "application/json", "www-authenticate": rejected.challenge}
+                self._send(HTTPStatus.UNAUTHORIZED.value, headers, UNAUTHORIZED_BODY)
+                return
         event = build_event(
             route,
             self.command,
@@ -427,6 +442,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             params,
             api.tenant_claim,
             self.client_address[0],
+            claims,
         )
         started = time.perf_counter()
         try:
