@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help install run test test-client-py310 test-unit test-integration lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
+.PHONY: help install checkov checkov-lock smoke run test test-client-py310 test-unit test-integration faults fuzz lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,12 +29,20 @@ node_modules/.installed: package.json package-lock.json
 	@npm ci --no-audit --no-fund --loglevel=error >&2
 	@touch $@
 
-install: .venv/.synced node_modules/.installed ## install Python packages (uv.lock) and DynamoDB Local (package-lock.json)
+# checkov pins older versions of packages the project also uses (urllib3, packaging...), so it
+# lives in an environment of its own, pinned by tools/checkov/requirements.txt (make checkov-lock).
+CHECKOV_ENV := .local/checkov
+$(CHECKOV_ENV)/.installed: .local/.uv tools/checkov/requirements.txt
+	$(UV) venv --quiet --allow-existing $(CHECKOV_ENV)
+	$(UV) pip install --quiet --python $(CHECKOV_ENV)/bin/python -r tools/checkov/requirements.txt
+	@touch $@
 
-run: install ## serve the API on http://127.0.0.1:3000 against DynamoDB Local (Ctrl-C stops)
+install: .venv/.synced node_modules/.installed $(CHECKOV_ENV)/.installed ## install Python packages (uv.lock), DynamoDB Local (package-lock.json) and checkov
+
+run: install ## serve the API on http://127.0.0.1:3000 against DynamoDB Local (Ctrl-C stops; RUNSTOP_AUTH=jwt: Bearer tokens)
 	$(RUN) python -m runstop_dev run
 
-test: install ## the whole suite: unit (moto), integration (DynamoDB Local), template lint; the client on 3.10
+test: install ## the whole suite: unit (moto), integration (DynamoDB Local, the docs' examples), template lint; the client on 3.10
 	$(RUN) pytest
 	@$(MAKE) --no-print-directory test-client-py310
 
@@ -55,6 +63,17 @@ test-unit: install ## only the fast unit tests
 test-integration: install ## only the tests on DynamoDB Local
 	$(RUN) pytest tests/integration
 
+FAULT_RUNS ?= 200
+FAULT_CLIENTS ?= 8
+FAULT_PROBABILITY ?= 0.25
+faults: install ## the fault drill large: every mode x FAULT_RUNS runs x FAULT_CLIENTS clients; prints the per-mode table
+	FAULT_RUNS=$(FAULT_RUNS) FAULT_CLIENTS=$(FAULT_CLIENTS) FAULT_PROBABILITY=$(FAULT_PROBABILITY) \
+		$(RUN) pytest tests/integration/test_faults.py -q -p no:cacheprovider
+
+FUZZ_EXAMPLES ?= 120
+fuzz: install ## schemathesis large (FUZZ_EXAMPLES per operation, pinned seed): cases, 5xx, schema violations
+	FUZZ_REPORT=1 FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(RUN) pytest tests/integration/test_fuzz.py -q -p no:cacheprovider
+
 lint: install ## ruff and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
@@ -71,8 +90,15 @@ typecheck: install
 
 pr: fmt lint test ## what a pull request must pass
 
-validate: install ## sam validate --lint (cfn-lint)
+validate: install ## sam validate --lint (cfn-lint): template.yaml, and the Cognito issuer of docs/deploying.md
 	$(RUN) sam validate --lint
+	$(RUN) sam validate --lint --template-file deploy/cognito.yaml
+
+checkov: install ## checkov on template.yaml: every accepted finding is skipped in its resource's Metadata, with the reason
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_ENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact
+
+checkov-lock: .local/.uv ## re-pin checkov's environment after editing tools/checkov/requirements.in
+	$(UV) pip compile tools/checkov/requirements.in --universal --python-version 3.13 -o tools/checkov/requirements.txt --no-header --annotation-style line
 
 build: install ## sam build (needs python3.13 on PATH; pyenv's is picked up by .python-version)
 	$(RUN) sam build
@@ -83,6 +109,9 @@ schemas: install ## regenerate the JSON Schemas the lean handlers validate with
 openapi: install ## regenerate openapi.json (the API contract) from the code
 	$(RUN) python -m runstop_dev openapi
 
+smoke: install ## walk a deployed stack through a run's life: make smoke URL=https://... TOKEN=eyJ...
+	$(RUN) python -m runstop_dev.smoke --url "$(URL)" --token "$(TOKEN)"
+
 sweep: install ## run the stale-run sweeper once on the local table (a running `make run`, or DYNAMODB_ENDPOINT)
 	@$(RUN) python -m runstop_dev sweep
 
@@ -91,8 +120,8 @@ EVENT ?= events/sqs-cancel-requests.json
 invoke: install ## feed a sample event to a function: make invoke FN=CancelEventsFunction EVENT=events/eventbridge-cancel-requested.json
 	@$(RUN) python -m runstop_dev invoke $(FN) -e $(EVENT)
 
-bench: install ## every comparison of issue 3, a few minutes: bench/results/REPORT.md + charts (sizes: BENCH_REPEATS=.. etc.)
-	$(RUN) python -m bench
+bench: install ## every row of bench/README.md, several minutes: bench/results/REPORT.md + charts (one row: ROWS=hot)
+	$(RUN) python -m bench $(if $(ROWS),--rows $(ROWS))
 
 bench-smoke: install ## a seconds-long run of `make bench` (its test runs it too), written to .local/bench-smoke
 	$(RUN) python -m bench --smoke --out .local/bench-smoke

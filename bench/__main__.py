@@ -1,27 +1,22 @@
-"""`python -m bench [--smoke] [--out DIR]`: every comparison of issue 3 in one run.
+"""`python -m bench [--smoke] [--rows ...] [--out DIR]`: every comparison in one run (bench/README.md).
 
 Starts DynamoDB Local (in memory), then measures, in this order: cold starts and warm
-invocations (while nothing else runs), requests per cancel through a counting proxy, the
-storms and the throughput through the local runner, and the sweeper row when
-bench/sweeper_bench.py exists. Writes REPORT.md, PNG charts and raw/results.json.
+invocations (while nothing else runs), then -- behind one counting proxy, on one local runner
+serving every design -- requests, capacity units and latency per cancel and the duplicate
+storms, then the hot run beyond its item's write capacity (its own runner, the proxy capping),
+and the sweeper row. Writes REPORT.md, PNG charts and raw/results.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import inspect
 import json
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,88 +26,42 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from bench import api_rows, report
 from bench.cold import cold_starts
 from bench.config import BenchConfig
-from bench.cpu import CpuMeter, find_pids
+from bench.designs import COMPARED, designs, fallback_available
+from bench.hot import hot_run
 from bench.loadgen import ClientProcesses
-from bench.proxy import CountingProxy
+from bench.machine import describe, dynamodb_local_version
+from bench.proxy import DynamoProxy
+from bench.runner import DesignApi
 from bench.warm import warm_cost
-from runstop_dev import ddb_local
-from runstop_dev.local_api import ExtraFunction, LocalApi
-from runstop_dev.stack import local_stack
-from runstop_dev.template import REPO_ROOT, Function, HttpRoute
+from runstop_dev.stack import LocalStack, local_stack
+from runstop_dev.template import REPO_ROOT
 
 DEFAULT_OUT = REPO_ROOT / "bench" / "results"
 TENANT = "bench"
-ROWS = ("cold", "warm", "requests", "storm", "throughput", "sweeper")
+ROWS = ("cold", "warm", "requests", "storm", "hot", "sweeper")
+"""Row names for --rows. The cost row is computed from requests and storm."""
 
-BASELINE = ExtraFunction(
-    HttpRoute(
-        "POST",
-        "/baseline/runs/{run_id}/cancel",
-        Function("BaselineCancelFunction", REPO_ROOT / "bench", "baseline", "lambda_handler"),
-    ),
-    env_of="CancelRunFunction",
-)
+Tick = Callable[[str], None]
 
 
-def _git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-    return done.stdout.strip()
+def sweeper_row(endpoint: str, config: BenchConfig) -> dict[str, Any]:
+    from bench.sweeper_bench import run_sweeper_bench
+
+    return run_sweeper_bench(endpoint, config.sweeper_repeats, small=bool(config.smoke or config.sweeper_small))
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine(dynamodb_local: str) -> dict[str, Any]:
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cores": os.cpu_count(),
-        "cpu": _cpu_model(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "dynamodb_local": dynamodb_local,
-        "commit": _git("rev-parse", "--short", "HEAD")
-        + (" (with uncommitted changes)" if _git("status", "--porcelain") else ""),
-    }
-
-
-def _warm_runner(api: LocalApi, clients: ClientProcesses, workers: int) -> None:
-    """Start every worker of both cancel routes before anything is timed (cold starts off the clock)."""
-    jobs = [
-        (f"{prefix}/runs/warmup-{uuid.uuid4().hex[:8]}/cancel", b"{}")
-        for prefix in api_rows.DESIGNS.values()
-        for _ in range(workers * 3)
-    ]
-    for _ in range(2):
-        clients.http(api.url, jobs, workers * 2, {"X-Tenant-Id": TENANT})
-
-
-def sweeper_row(endpoint: str, config: BenchConfig) -> dict[str, Any] | None:
-    """The sweeper's row from bench/sweeper_bench.py, written separately; None until it exists."""
-    if importlib.util.find_spec("bench.sweeper_bench") is None:
-        return None
-    from bench import sweeper_bench  # type: ignore[attr-defined,unused-ignore]
-
-    run = sweeper_bench.run_sweeper_bench
-    small = bool(config.smoke or config.sweeper_small)
-    kwargs = {name: small for name in ("small", "smoke") if name in inspect.signature(run).parameters}
-    result: dict[str, Any] = run(endpoint, config.sweeper_repeats, **kwargs)
-    return result
+def hot_configs() -> list[str]:
+    """Row 5's configurations: runstop without the fallback, with it (once the domain has it), read_first."""
+    return ["runstop_no_fallback", *(["runstop"] if fallback_available() else []), "read_first"]
 
 
 def _steps(config: BenchConfig, rows: tuple[str, ...]) -> int:
     per_row = {
-        "cold": config.cold_repeats + 1,
+        "cold": config.cold_repeats + 2,
         "warm": 1,
-        "requests": config.repeats * 2 + 2,
-        "storm": 2 * config.repeats * 2,
-        "throughput": config.repeats,
+        "requests": config.repeats * len(COMPARED),
+        "storm": 2 * config.repeats * len(COMPARED),
+        "hot": config.repeats * len(hot_configs()) + 1,
         "sweeper": 1,
     }
     return 3 + sum(per_row[r] for r in rows)
@@ -136,7 +85,7 @@ def run(config: BenchConfig, rows: tuple[str, ...], console: Console) -> dict[st
 
         note_load("setup")
         version: list[str] = []  # asking the jar starts a JVM: done beside the run, not before it
-        asking = threading.Thread(target=lambda: version.append(ddb_local.version()), daemon=True)
+        asking = threading.Thread(target=lambda: version.append(dynamodb_local_version()), daemon=True)
         asking.start()
         tick("starting DynamoDB Local")
         try:
@@ -147,21 +96,79 @@ def run(config: BenchConfig, rows: tuple[str, ...], console: Console) -> dict[st
         progress.update(task, description="done", completed=progress.tasks[0].total)
     note_load("end")
     asking.join(timeout=120)
-    results["machine"] = machine(version[0] if version else "unknown")
+    results["machine"] = describe(version[0] if version else "unknown")
     results["seconds"] = {row: round(marks[i + 1][1] - at, 1) for i, (row, at) in enumerate(marks[:-1])}
     return results
+
+
+def _api_rows(
+    stack: LocalStack,
+    proxy: DynamoProxy,
+    clients: ClientProcesses,
+    config: BenchConfig,
+    rows: tuple[str, ...],
+    results: dict[str, Any],
+    tick: Tick,
+    note_load: Callable[[str], None],
+) -> None:
+    """Rows 1 and 2: every compared design on one runner, behind the (uncapped) proxy."""
+    client, table = stack.client(), stack.refs["RunsTable"]
+    compared = [designs()[name] for name in COMPARED]
+    env = {**stack.env, "AWS_ENDPOINT_URL_DYNAMODB": proxy.endpoint}
+    with DesignApi(stack.refs, env, compared, {d.name: config.workers for d in compared}) as api:
+        api.start_workers()
+        tick("local runner started")
+        if "requests" in rows:
+            note_load("requests")
+            results["rows"]["requests"] = api_rows.request_counts(
+                api.url, proxy, client, table, TENANT, compared, config.repeats, config.request_runs, tick
+            )
+        if "storm" in rows:
+            note_load("storm")
+            scenarios = {
+                f"1 run x {config.storm_duplicates}": (1, config.storm_duplicates),
+                f"{config.storm_runs} runs x {config.storm_runs_duplicates}": (
+                    config.storm_runs,
+                    config.storm_runs_duplicates,
+                ),
+            }
+            results["rows"]["storm"] = api_rows.storm(
+                clients, api.url, proxy, client, table, TENANT, compared, scenarios, config.concurrency,
+                config.repeats, tick,
+            )  # fmt: skip
+
+
+def _hot_row(
+    stack: LocalStack, proxy: DynamoProxy, clients: ClientProcesses, config: BenchConfig, tick: Tick
+) -> dict[str, Any]:
+    """Row 5: its own runner, with enough environments per configuration for the backoffs."""
+    configs = [designs()[name] for name in hot_configs()]
+    workers = {
+        d.name: config.hot_workers if d.name != "read_first" else max(1, config.hot_workers // 4) for d in configs
+    }
+    env = {**stack.env, "AWS_ENDPOINT_URL_DYNAMODB": proxy.endpoint}
+    with DesignApi(stack.refs, env, configs, workers) as api:
+        api.start_workers()
+        tick(f"hot run: {sum(workers.values())} environments started")
+        result = hot_run(
+            clients, api.url, proxy, stack.client(), stack.refs["RunsTable"], TENANT, configs,
+            config.hot_write_units, config.hot_storm_factor, config.hot_seconds, config.hot_concurrency,
+            config.repeats, tick,
+        )  # fmt: skip
+    result["fallback_available"] = fallback_available()
+    result["workers"] = workers
+    return result
 
 
 def _run_rows(
     config: BenchConfig,
     rows: tuple[str, ...],
     results: dict[str, Any],
-    tick: Callable[[str], None],
+    tick: Tick,
     note_load: Callable[[str], None],
 ) -> None:
-    """Every row, on one DynamoDB Local and one set of client processes, all stopped at the end."""
-    with local_stack() as stack, ClientProcesses(config.client_procs) as clients:
-        client, table = stack.client(), stack.refs["RunsTable"]
+    """Every row, on one DynamoDB Local, one proxy and one set of client processes, all stopped at the end."""
+    with local_stack() as stack, DynamoProxy(stack.endpoint) as proxy, ClientProcesses(config.client_procs) as clients:
         tick("DynamoDB Local is up")
         if "cold" in rows:
             note_load("cold")
@@ -173,72 +180,11 @@ def _run_rows(
             results["rows"]["warm"] = warm_cost(TENANT, config.warm_iterations, config.warm_rounds, tick)
         note_load("runners")
         clients.warm()
-        if "requests" in rows:
-            note_load("requests")
-            with CountingProxy(stack.endpoint) as proxy:
-                env = {**stack.env, "AWS_ENDPOINT_URL_DYNAMODB": proxy.endpoint}
-                workers = min(2, config.workers)  # sequential cancels, and a few races
-                with LocalApi(stack.refs, env, port=0, workers=workers, quiet=True, extra_functions=[BASELINE]) as api:
-                    _warm_runner(api, clients, workers)
-                    sequential = api_rows.request_counts(api.url, proxy, client, table, TENANT, config.repeats, tick)
-                    racing = api_rows.concurrent_request_counts(
-                        clients,
-                        api.url,
-                        proxy,
-                        client,
-                        table,
-                        TENANT,
-                        config.race_runs,
-                        config.race_duplicates,
-                        config.concurrency,
-                        tick,
-                    )
-            results["rows"]["requests"] = {"sequential": sequential, "racing": racing}
-        if "storm" in rows or "throughput" in rows:
-            note_load("runner")
-            with LocalApi(
-                stack.refs, stack.env, port=0, workers=config.workers, quiet=True, extra_functions=[BASELINE]
-            ) as api:
-                _warm_runner(api, clients, config.workers)
-                tick("local runner warmed")
-                if "storm" in rows:
-                    note_load("storm")
-                    scenarios = {
-                        f"1 run x {config.storm_duplicates}": (1, config.storm_duplicates),
-                        f"{config.storm_runs} runs x {config.storm_runs_duplicates}": (
-                            config.storm_runs,
-                            config.storm_runs_duplicates,
-                        ),
-                    }
-                    results["rows"]["storm"] = api_rows.storm(
-                        clients, api.url, client, table, TENANT, scenarios, config.concurrency, config.repeats, tick
-                    )
-                if "throughput" in rows:
-                    note_load("throughput")
-                    port = stack.endpoint.rsplit(":", 1)[1]
-                    meter = CpuMeter(
-                        {
-                            "load generator (client processes)": lambda: list(clients.executor._processes),
-                            "local runner's HTTP server (bench process)": lambda: [os.getpid()],
-                            "function workers": lambda: [
-                                pid for pool in api.pools.values() for pid in pool.executor._processes
-                            ],
-                            "DynamoDB Local (JVM)": lambda: find_pids("LoopbackDynamoDBLocal", f"-port {port}"),
-                        }
-                    )
-                    results["rows"]["throughput"] = api_rows.throughput(
-                        clients,
-                        api.url,
-                        stack.endpoint,
-                        client,
-                        table,
-                        TENANT,
-                        config.throughput_requests,
-                        config.concurrency,
-                        config.repeats,
-                        tick,
-                        meter,
-                    )
+        if "requests" in rows or "storm" in rows:
+            _api_rows(stack, proxy, clients, config, rows, results, tick, note_load)
+        if "hot" in rows:
+            note_load("hot")
+            results["rows"]["hot"] = _hot_row(stack, proxy, clients, config, tick)
         if "sweeper" in rows:
             note_load("sweeper")
             results["rows"]["sweeper"] = sweeper_row(stack.endpoint, config)
@@ -254,15 +200,18 @@ def main(argv: list[str] | None = None) -> int:
         "--report-only", action="store_true", help="rewrite REPORT.md and the charts from OUT/raw/results.json"
     )
     args = parser.parse_args(argv)
+    out: Path = args.out or DEFAULT_OUT
     if args.report_only:
-        out_dir: Path = args.out or DEFAULT_OUT
-        saved = json.loads((out_dir / "raw" / "results.json").read_text())
-        path, verdicts = report.write(saved, out_dir)
+        saved = json.loads((out / "raw" / "results.json").read_text())
+        path, verdicts = report.write(saved, out)
         print(report.summary(verdicts, path, saved.get("duration_s", 0.0)))
         return 0
-    rows = tuple(r for r in ROWS if r in set(args.rows.split(",")))
+    asked = {r.strip() for r in args.rows.split(",") if r.strip()}
+    unknown = asked - set(ROWS)
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; choose from {','.join(ROWS)}")
+    rows = tuple(r for r in ROWS if r in asked)
     config = (BenchConfig.smoke_sizes() if args.smoke else BenchConfig()).with_env()
-    out: Path = args.out or DEFAULT_OUT
     console = Console(stderr=True)
     started = time.perf_counter()
     results = run(config, rows, console)

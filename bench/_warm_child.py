@@ -5,10 +5,11 @@
 # the handler's work (event parsing, validation, the cancel decision, serialization, logging,
 # the metrics flush) plus the SDK's client-side work for one UpdateItem. The bare figure is
 # the very same UpdateItem (parameters captured from the handler) on the same stub.
-# argv: event literal, the run as DynamoDB JSON (literal), iterations, rounds, output file.
+# argv: the event (JSON), the run as DynamoDB JSON, iterations, rounds, the output file (JSON).
 import cProfile
 import gc
 import inspect
+import json
 import os
 import pstats
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 event_text, item_text, iterations_text, rounds_text, out_path = sys.argv[1:6]
-event, item = eval(event_text), eval(item_text)  # literals the parent wrote
+event, item = json.loads(event_text), json.loads(item_text)
 tenant_id, run_id = item["tenant_id"]["S"], item["run_id"]["S"]
 iterations, rounds = int(iterations_text), int(rounds_text)
 
@@ -32,24 +33,11 @@ import app  # type: ignore[import-not-found,unused-ignore]  # noqa: E402 - after
 from botocore.stub import Stubber  # noqa: E402
 
 from runstop.store import dynamodb_client  # noqa: E402
+from runstop_dev.handlers import LambdaContext  # noqa: E402 - the tools directory is on this child's path
 
 Check = Callable[[object], bool]
 
-
-class Context:
-    function_name = "runstop-bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:runstop-bench"
-    aws_request_id = "00000000-0000-4000-8000-000000000000"
-    log_group_name = "/aws/lambda/runstop-bench"
-    log_stream_name = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
-
-
-context = Context()
+context = LambdaContext(function_name="runstop-bench")
 client = dynamodb_client()
 stub = Stubber(client)
 stub.activate()
@@ -288,16 +276,15 @@ total = sum(by_package.values()) or 1.0
 shares = sorted(((k, v / total) for k, v in by_package.items()), key=lambda kv: -kv[1])
 
 with open(out_path, "w") as out:
-    out.write(
-        repr(
-            {
-                "iterations": iterations,
-                "rounds": rounds,
-                "per_call_us": results,
-                "layers_us": layer_us,
-                "pieces_us": pieces_us,
-                "saves_us": saves_us,
-                "profile_shares": shares[:14],
-            }
-        )
+    json.dump(
+        {
+            "iterations": iterations,
+            "rounds": rounds,
+            "per_call_us": results,
+            "layers_us": layer_us,
+            "pieces_us": pieces_us,
+            "saves_us": saves_us,
+            "profile_shares": shares[:14],
+        },
+        out,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,17 @@ import matplotlib.pyplot as plt  # after use("Agg"): the backend must be chosen 
 
 COLORS = {
     "runstop": "#1f77b4",
-    "baseline": "#d62728",
-    "api": "#1f77b4",
-    "raw": "#7f7f7f",
+    "read_first": "#2ca02c",
+    "seed_fix": "#ff7f0e",
+    "pre_fix": "#d62728",
+    "runstop_no_fallback": "#9467bd",
     "handler": "#1f77b4",
     "bare": "#7f7f7f",
 }
 
 
 def storm_latency(storm: dict[str, Any], path: Path) -> Path:
-    """Latency distribution (ECDF, log scale) of every storm scenario, both designs."""
+    """Latency distribution (ECDF, log scale) of every storm scenario, every design."""
     fig, axes = plt.subplots(1, len(storm), figsize=(6 * len(storm), 4.2), squeeze=False)
     for ax, (name, scenario) in zip(axes[0], storm.items(), strict=True):
         for design, entry in scenario["designs"].items():
@@ -45,7 +47,7 @@ def storm_latency(storm: dict[str, Any], path: Path) -> Path:
 def storm_answers(storm: dict[str, Any], path: Path) -> Path:
     """What each design answered in the storms (stacked: interrupted, already_interrupted, 409)."""
     labels: list[str] = []
-    stacks: dict[str, list[int]] = {"interrupted": [], "already_interrupted": [], "409": []}
+    stacks: dict[str, list[int]] = {"interrupted": [], "already_interrupted": [], "409": [], "503": []}
     for name, scenario in storm.items():
         for design, entry in scenario["designs"].items():
             labels.append(f"{design}\n{name}")
@@ -53,30 +55,64 @@ def storm_answers(storm: dict[str, Any], path: Path) -> Path:
                 stacks[key].append(entry["answers"].get(key, 0))
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(labels)), 4))
     bottom = [0] * len(labels)
-    colors = {"interrupted": "#2ca02c", "already_interrupted": "#1f77b4", "409": "#d62728"}
+    colors = {"interrupted": "#2ca02c", "already_interrupted": "#1f77b4", "409": "#d62728", "503": "#7f7f7f"}
     for key, values in stacks.items():
         ax.bar(labels, values, bottom=bottom, label=key, color=colors[key])
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax.set_ylabel("answers (all repeats)")
     ax.set_title("Storm answers: every 409 is spurious (no run had finished)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def requests_per_cancel(rows: dict[str, Any], outcomes: tuple[str, ...], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    width = 0.38
-    for offset, design in ((-width / 2, "runstop"), (width / 2, "baseline")):
-        values = [max(rows[design][o]["requests"]) for o in outcomes]
-        xs = [i + offset for i in range(len(outcomes))]
-        ax.bar(xs, values, width, label=design, color=COLORS[design])
-    ax.set_xticks(range(len(outcomes)), list(outcomes))
-    ax.set_ylabel("DynamoDB requests per cancel")
-    ax.set_title("Requests per cancel, counted at the wire")
-    ax.legend()
+def per_cancel(rows: dict[str, Any], outcomes: tuple[str, ...], path: Path) -> Path:
+    """Requests and capacity units (read + write) per cancel, per outcome and design."""
+    designs = list(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    width = 0.8 / len(designs)
+    for ax, (title, keys) in zip(
+        axes,
+        (("DynamoDB requests per cancel", ("requests",)), ("capacity units per cancel", ("read_units", "write_units"))),
+        strict=True,
+    ):
+        for i, design in enumerate(designs):
+            values = [sum(statistics.median(rows[design][o][k] or [0]) for k in keys) for o in outcomes]
+            xs = [j - 0.4 + width * (i + 0.5) for j in range(len(outcomes))]
+            ax.bar(xs, values, width, label=design, color=COLORS.get(design))
+        ax.set_xticks(range(len(outcomes)), list(outcomes))
+        ax.set_title(f"{title}, counted at the wire")
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def hot_run(hot: dict[str, Any], path: Path) -> Path:
+    """The hot run: latency (ECDF, log scale) and 503s per configuration."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    names = list(hot["configs"])
+    for name in names:
+        lat = sorted(hot["configs"][name]["latencies_ms"])
+        ys = [(i + 1) / len(lat) for i in range(len(lat))]
+        if lat:
+            left.step(lat, ys, where="post", label=name, color=COLORS.get(name))
+    left.set_xscale("log")
+    left.set_xlabel("latency per cancel (ms, log scale)")
+    left.set_ylabel("fraction of cancels")
+    left.set_title(f"{hot['rate_per_s']:g} cancels/s on one run, cap {hot['write_units_per_s']:g} writes/s")
+    left.grid(True, which="both", alpha=0.3)
+    left.legend()
+    share = [sum(hot["configs"][n]["503"]) / max(1, hot["cancels"] * hot["repeats"]) * 100 for n in names]
+    right.bar(names, share, color=[COLORS.get(n, "#1f77b4") for n in names])
+    right.set_ylabel("% of cancels answered 503")
+    right.set_title("503 after the SDK's retries")
+    right.tick_params(axis="x", labelrotation=20)
+    right.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -106,8 +142,6 @@ def cold_start(cold: dict[str, Any], path: Path) -> Path:
 
 def bars(title: str, ylabel: str, series: dict[str, list[float]], path: Path) -> Path:
     """Median bars with min-max whiskers."""
-    import statistics
-
     names = list(series)
     medians = [statistics.median(v) if v else 0.0 for v in series.values()]
     low = [m - min(v) if v else 0.0 for m, v in zip(medians, series.values(), strict=True)]

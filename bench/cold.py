@@ -12,7 +12,7 @@ each round) so the machine's noise falls on all of them alike; bytecode is compi
 
 from __future__ import annotations
 
-import ast
+import json
 import os
 import re
 import statistics
@@ -29,7 +29,6 @@ from typing import Any
 from bench import lambda_env
 from bench.api_rows import Tick
 from bench.fixtures import seed_runs
-from bench.loadgen import raw_cancel_params
 from runstop.status import RunStatus
 from runstop_dev.local_api import build_event
 from runstop_dev.template import Function, function_environment, functions, http_routes, load_template
@@ -45,7 +44,7 @@ class Candidate:
     function: Function | None
     env: dict[str, str]
     first: Callable[[int], tuple[str, str]]
-    """Repetition -> (first event literal, floor call literal); "" for none."""
+    """Repetition -> (first event, floor call), each as JSON; "" for none."""
     first_label: str
 
 
@@ -56,6 +55,31 @@ def _event_for(fn: Function, method: str, path: str, tenant_id: str, body: bytes
             headers = {"content-type": "application/json", "x-tenant-id": tenant_id}
             return build_event(route, method, path, "", headers, body, found.groupdict(), "tenant_id", "127.0.0.1")
     raise LookupError(f"{fn.logical_id} serves no {method} {path}")
+
+
+def bare_cancel_params(table: str, tenant_id: str, run_id: str, stamp: str) -> dict[str, Any]:
+    """The floor's first request: the conditional update a hand-written cancel sends (runstop's one request)."""
+    return {
+        "TableName": table,
+        "Key": {"tenant_id": {"S": tenant_id}, "run_id": {"S": run_id}},
+        "UpdateExpression": (
+            "SET #status = :interrupted, tenant_status = :ts, updated_at = :stamp, ended_at = :stamp,"
+            " #cancel = :cancel, version = version + :one REMOVE active_pk, sweep_at"
+        ),
+        "ConditionExpression": "#status IN (:pending, :running)",
+        "ExpressionAttributeNames": {"#status": "status", "#cancel": "cancel"},
+        "ExpressionAttributeValues": {
+            ":interrupted": {"S": "interrupted"},
+            ":ts": {"S": f"{tenant_id}#interrupted"},
+            ":stamp": {"S": stamp},
+            ":cancel": {"M": {"reason": {"S": "bench"}, "requested_at": {"S": stamp}, "source": {"S": "raw"}}},
+            ":one": {"N": "1"},
+            ":pending": {"S": "pending"},
+            ":running": {"S": "running"},
+        },
+        "ReturnValues": "ALL_NEW",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
 
 
 def candidates(
@@ -79,7 +103,7 @@ def candidates(
             "floor",
             None,
             {**function_environment("CancelRunFunction", refs), **base_env},
-            lambda i: ("", repr(raw_cancel_params(table, tenant_id, floor_ids[i], stamp))),
+            lambda i: ("", json.dumps(bare_cancel_params(table, tenant_id, floor_ids[i], stamp))),
             "one bare UpdateItem (interrupts a running run)",
         )
     ]
@@ -93,11 +117,11 @@ def candidates(
 
             def first(i: int, fn: Function = fn, body: bytes = body) -> tuple[str, str]:
                 event = _event_for(fn, "POST", f"/runs/{cancel_ids[i]}/cancel", tenant_id, body)
-                return repr(event), ""
+                return json.dumps(event), ""
 
             label = "POST /runs/{run_id}/cancel of a running run (202 interrupted)"
         elif fn.logical_id == "RunsApiFunction":
-            event = repr(_event_for(fn, "GET", f"/runs/{read_id}", tenant_id))
+            event = json.dumps(_event_for(fn, "GET", f"/runs/{read_id}", tenant_id))
 
             def first(i: int, event: str = event) -> tuple[str, str]:
                 return event, ""
@@ -139,7 +163,7 @@ def _spawn(python: Path, cand: Candidate, rep: int, importtime: bool = False) ->
     try:
         if proc.returncode != 0:
             raise RuntimeError(f"cold start of {cand.name} failed ({proc.returncode}):\n{stderr[-3000:]}")
-        figures: dict[str, Any] = ast.literal_eval(Path(out_path).read_text())
+        figures: dict[str, Any] = json.loads(Path(out_path).read_text())
     finally:
         os.unlink(out_path)
     figures.update(proc_wall_s=wall, proc_cpu_s=usage.ru_utime + usage.ru_stime, stderr=stderr if importtime else "")

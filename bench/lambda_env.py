@@ -20,6 +20,7 @@ from runstop_dev.template import REPO_ROOT
 
 VENV_DIR = REPO_ROOT / ".local" / "bench-lambda-venv"
 LAYER_DIR = REPO_ROOT / "layers" / "runstop"
+TOOLS_DIR = REPO_ROOT / "tools"
 REQUIREMENTS = LAYER_DIR / "requirements.txt"
 PYCACHE = VENV_DIR / "pycache"
 """Bytecode for every module, kept out of the source tree (PYTHONPYCACHEPREFIX)."""
@@ -76,9 +77,15 @@ def packages() -> list[str]:
     return found
 
 
-def child_env(extra: dict[str, str], code_dir: Path | None = None) -> dict[str, str]:
-    """A clean environment like a Lambda function's: its variables, no developer PYTHON* ones."""
+def child_env(extra: dict[str, str], code_dir: Path | None = None, tools: bool = False) -> dict[str, str]:
+    """A clean environment like a Lambda function's: its variables, no developer PYTHON* ones.
+
+    tools=True puts the dev tools (runstop_dev: the fake Lambda context) on the path too, for
+    children that measure per call, not imports.
+    """
     paths = [str(code_dir)] if code_dir else []
+    if tools:
+        paths.append(str(TOOLS_DIR))
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",

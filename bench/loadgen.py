@@ -4,6 +4,11 @@ On a 2-core machine the load generator competes with what it measures, so its cl
 plain http.client connections with keep-alive (no SDK, no async framework) in separate
 processes, each holding a share of the concurrent clients as threads. All processes start
 at one agreed instant after their connections are open.
+
+Two modes: closed (each client sends its next request when the last one is answered: the
+storms) and paced (request i is due at start + i / rate whatever the answers: the hot-run
+row, where the arrival rate itself is the condition under test). A paced request that finds
+every client busy goes out late; its lateness is recorded, so a saturated generator shows.
 """
 
 from __future__ import annotations
@@ -14,13 +19,15 @@ import multiprocessing
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
-# One request's result: HTTP status, latency in seconds, the cancel outcome (None if none).
-Sample = tuple[int, float, str | None]
+# One request's result: HTTP status, latency in seconds (from sending to the whole answer),
+# the cancel outcome (None if none), and how late a paced request went out (0 when unpaced).
+Sample = tuple[int, float, str | None, float]
+Job = tuple[str, bytes]
+"""(path, body) of one POST."""
 
 START_LEAD_S = 0.3
 """Time between handing out the work and the agreed start: enough to open the connections."""
@@ -46,13 +53,17 @@ class LoadResult:
         return Counter(s[2] or str(s[0]) for s in self.samples)
 
     @property
+    def late_ms(self) -> list[float]:
+        return [s[3] * 1000 for s in self.samples]
+
+    @property
     def throughput(self) -> float:
         return len(self.samples) / self.elapsed_s if self.elapsed_s else 0.0
 
 
 def _outcome(status: int, payload: bytes) -> str | None:
-    if status == 409:
-        return "409"
+    if status in (409, 503):
+        return str(status)
     try:
         body = json.loads(payload)
     except ValueError:
@@ -60,27 +71,48 @@ def _outcome(status: int, payload: bytes) -> str | None:
     return body.get("outcome") if isinstance(body, dict) else None
 
 
-def _run_threads(
-    threads: int, jobs: Sequence[Any], start_at: float, make: Callable[[], Any], call: Callable[[Any, Any], Sample]
+def _client_proc(
+    host: str,
+    port: int,
+    jobs: list[tuple[int, Job]],
+    headers: dict[str, str],
+    threads: int,
+    start_at: float,
+    rate: float | None,
 ) -> tuple[list[Sample], float, float]:
-    """Run `jobs` on `threads` threads, each with its own connection from `make`."""
+    """POST `jobs` (each with its global index) from `threads` threads, one connection each."""
     samples: list[Sample] = []
     lock = threading.Lock()
-    cursor = iter(range(len(jobs)))
+    cursor = iter(jobs)
     bounds = [float("inf"), 0.0]
 
     def worker() -> None:
-        conn = make()
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        conn.connect()
         mine: list[Sample] = []
         time.sleep(max(0.0, start_at - time.time()))
         first = time.time()
         while True:
             with lock:
-                index = next(cursor, None)
-            if index is None:
+                job = next(cursor, None)
+            if job is None:
                 break
-            mine.append(call(conn, jobs[index]))
+            index, (path, body) = job
+            late = 0.0
+            if rate:
+                due = start_at + index / rate
+                wait = due - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+                else:
+                    late = -wait
+            started = time.perf_counter()
+            conn.request("POST", path, body=body, headers=headers)
+            reply = conn.getresponse()
+            payload = reply.read()
+            mine.append((reply.status, time.perf_counter() - started, _outcome(reply.status, payload), late))
         last = time.time()
+        conn.close()
         with lock:
             samples.extend(mine)
             bounds[0] = min(bounds[0], first)
@@ -94,83 +126,6 @@ def _run_threads(
     return samples, bounds[0], bounds[1]
 
 
-def _http_proc(
-    host: str, port: int, jobs: list[tuple[str, bytes]], headers: dict[str, str], threads: int, start_at: float
-) -> tuple[list[Sample], float, float]:
-    def make() -> http.client.HTTPConnection:
-        conn = http.client.HTTPConnection(host, port, timeout=60)
-        conn.connect()
-        return conn
-
-    def call(conn: http.client.HTTPConnection, job: tuple[str, bytes]) -> Sample:
-        path, body = job
-        started = time.perf_counter()
-        conn.request("POST", path, body=body, headers=headers)
-        reply = conn.getresponse()
-        payload = reply.read()
-        latency = time.perf_counter() - started
-        return reply.status, latency, _outcome(reply.status, payload)
-
-    return _run_threads(threads, jobs, start_at, make, call)
-
-
-def raw_cancel_params(table: str, tenant_id: str, run_id: str, stamp: str) -> dict[str, Any]:
-    """The conditional update a hand-written cancel sends: what runstop's one request does."""
-    return {
-        "TableName": table,
-        "Key": {"tenant_id": {"S": tenant_id}, "run_id": {"S": run_id}},
-        "UpdateExpression": (
-            "SET #status = :interrupted, tenant_status = :ts, updated_at = :stamp, ended_at = :stamp,"
-            " #cancel = :cancel, version = version + :one REMOVE active_pk, sweep_at"
-        ),
-        "ConditionExpression": "#status IN (:pending, :running)",
-        "ExpressionAttributeNames": {"#status": "status", "#cancel": "cancel"},
-        "ExpressionAttributeValues": {
-            ":interrupted": {"S": "interrupted"},
-            ":ts": {"S": f"{tenant_id}#interrupted"},
-            ":stamp": {"S": stamp},
-            ":cancel": {"M": {"reason": {"S": "bench"}, "requested_at": {"S": stamp}, "source": {"S": "raw"}}},
-            ":one": {"N": "1"},
-            ":pending": {"S": "pending"},
-            ":running": {"S": "running"},
-        },
-        "ReturnValues": "ALL_NEW",
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
-
-
-def _raw_proc(
-    endpoint: str, table: str, tenant_id: str, run_ids: list[str], threads: int, start_at: float
-) -> tuple[list[Sample], float, float]:
-    """Raw conditional updates with boto3, the way a hand-written client makes them."""
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
-    client = session.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        config=Config(max_pool_connections=threads, retries={"mode": "standard", "max_attempts": 3}),
-    )
-    client.describe_limits()  # warm the client (endpoint rules, connection) before the start
-
-    def call(_: Any, run_id: str) -> Sample:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-        started = time.perf_counter()
-        try:
-            client.update_item(**raw_cancel_params(table, tenant_id, run_id, stamp))
-            status, outcome = 200, "interrupted"
-        except client.exceptions.ConditionalCheckFailedException:
-            status, outcome = 400, "condition_failed"
-        return status, time.perf_counter() - started, outcome
-
-    return _run_threads(threads, run_ids, start_at, lambda: None, call)
-
-
-def _ready() -> bool:
-    return True
-
-
 class ClientProcesses:
     """A few long-lived client processes (spawned once, reused by every burst)."""
 
@@ -182,47 +137,34 @@ class ClientProcesses:
         for future in [self.executor.submit(time.sleep, 0.5) for _ in range(self.procs)]:
             future.result(timeout=120)
 
-    def _split(self, concurrency: int, items: Sequence[Any]) -> list[tuple[int, list[Any]]]:
+    def http(
+        self,
+        url: str,
+        jobs: Sequence[Job],
+        concurrency: int,
+        headers: dict[str, str] | None = None,
+        rate: float | None = None,
+    ) -> LoadResult:
+        """POST each (path, body) once with `concurrency` clients: as fast as answered, or
+        paced at `rate` requests a second (job i due at start + i / rate)."""
+        host, port = url.removeprefix("http://").split(":")
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        start_at = time.time() + START_LEAD_S
+        indexed = list(enumerate(jobs))
         procs = min(self.procs, concurrency)
-        shares = []
+        futures = []
         for p in range(procs):
             threads = concurrency // procs + (1 if p < concurrency % procs else 0)
-            shares.append((threads, list(items[p::procs])))
-        return shares
-
-    def _gather(self, futures: list[Any]) -> LoadResult:
+            share = indexed[p::procs]
+            futures.append(self.executor.submit(_client_proc, host, int(port), share, sent, threads, start_at, rate))
         result = LoadResult()
         first, last = float("inf"), 0.0
         for future in futures:
-            samples, begin, end = future.result(timeout=600)
+            samples, begin, end = future.result(timeout=900)
             result.samples.extend(samples)
             first, last = min(first, begin), max(last, end)
         result.elapsed_s = max(0.0, last - first)
         return result
-
-    def http(
-        self, url: str, jobs: Sequence[tuple[str, bytes]], concurrency: int, headers: dict[str, str] | None = None
-    ) -> LoadResult:
-        """POST each (path, body) once, `concurrency` requests in flight at a time."""
-        host, port = url.removeprefix("http://").split(":")
-        sent = {"Content-Type": "application/json", **(headers or {})}
-        start_at = time.time() + START_LEAD_S
-        futures = [
-            self.executor.submit(_http_proc, host, int(port), share, sent, threads, start_at)
-            for threads, share in self._split(concurrency, jobs)
-        ]
-        return self._gather(futures)
-
-    def raw_updates(
-        self, endpoint: str, table: str, tenant_id: str, run_ids: Sequence[str], concurrency: int
-    ) -> LoadResult:
-        """One raw conditional update per run id, `concurrency` in flight at a time."""
-        start_at = time.time() + START_LEAD_S + 1.0  # boto3 import and client creation first
-        futures = [
-            self.executor.submit(_raw_proc, endpoint, table, tenant_id, share, threads, start_at)
-            for threads, share in self._split(concurrency, run_ids)
-        ]
-        return self._gather(futures)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

@@ -14,10 +14,13 @@ module alone with `python -m bench.sweeper_bench [--small] [--repeats N] [--endp
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +35,25 @@ SIZES: dict[bool, tuple[int, tuple[int, int]]] = {False: (1_000, (1_000, 100_000
 
 def _tenant(i: int) -> str:
     return f"tenant-{i % TENANTS:04}"
+
+
+@contextmanager
+def _table_setting(table: str) -> Iterator[None]:
+    """The domain's settings naming this scenario's table (TABLE_NAME is required; the sweep
+    reads the retention from them), restored after."""
+    from runstop.settings import settings
+
+    before = os.environ.get("TABLE_NAME")
+    os.environ["TABLE_NAME"] = table
+    settings.cache_clear()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TABLE_NAME", None)
+        else:
+            os.environ["TABLE_NAME"] = before
+        settings.cache_clear()
 
 
 class _Scenario:
@@ -78,9 +100,10 @@ class _Scenario:
 
         self.client.meta.events.register("before-send.dynamodb", count)
         try:
-            started = time.perf_counter()
-            summary = sweep(RunStore(self.client, self.table), policy, now=NOW)
-            seconds = time.perf_counter() - started
+            with _table_setting(self.table):
+                started = time.perf_counter()
+                summary = sweep(RunStore(self.client, self.table), policy, now=NOW)
+                seconds = time.perf_counter() - started
         finally:
             self.client.meta.events.unregister("before-send.dynamodb", count)
         if summary.interrupted != self.stale or summary.stopped_early:

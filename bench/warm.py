@@ -7,7 +7,7 @@ outcomes that cost one request (interrupted, already_interrupted).
 
 from __future__ import annotations
 
-import ast
+import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -43,10 +43,10 @@ def warm_cost(tenant_id: str, iterations: int, rounds: int, tick: Tick) -> dict[
         "AWS_LAMBDA_FUNCTION_NAME": fn.logical_id,
     }
     with tempfile.NamedTemporaryFile("r", suffix=".txt") as out:
-        args = [str(python), "-c", CHILD_SOURCE, repr(event), repr(item), str(iterations), str(rounds), out.name]
+        args = [str(python), "-c", CHILD_SOURCE, json.dumps(event), json.dumps(item), str(iterations), str(rounds)]
         done = subprocess.run(
-            args,
-            env=lambda_env.child_env(env, fn.code_dir),
+            [*args, out.name],
+            env=lambda_env.child_env(env, fn.code_dir, tools=True),
             cwd=str(fn.code_dir),
             capture_output=True,
             text=True,
@@ -55,7 +55,7 @@ def warm_cost(tenant_id: str, iterations: int, rounds: int, tick: Tick) -> dict[
         )
         if done.returncode != 0:
             raise RuntimeError(f"warm benchmark failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        figures: dict[str, Any] = ast.literal_eval(Path(out.name).read_text())
+        figures: dict[str, Any] = json.loads(Path(out.name).read_text())
     tick("warm invocations")
     per = figures["per_call_us"]
     figures["ratios"] = {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from typing import Any
 
 # Before any boto3 client exists: a test must never find real credentials or a real region.
 os.environ.update(
@@ -21,3 +23,20 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures of the fault drill and the fuzz run, when they ran in this session."""
+    drill = sys.modules.get("tests.integration.test_faults")
+    if drill is not None and (drill.RESULTS or drill.STALLED_BULK):
+        from tests.integration.fault_drill import table
+
+        terminalreporter.section("fault drill")
+        if drill.RESULTS:
+            terminalreporter.write_line(table(drill.RESULTS, drill.PROBABILITY, drill.CLIENTS))
+        for line in drill.STALLED_BULK:
+            terminalreporter.write_line(line)
+    fuzz = sys.modules.get("tests.integration.test_fuzz")
+    if fuzz is not None and fuzz.TALLY.cases:
+        terminalreporter.section("fuzz")
+        terminalreporter.write_line(fuzz.TALLY.summary())

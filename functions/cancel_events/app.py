@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from runstop.metric_names import TRIGGER_DIMENSION, TRIGGER_EVENTBRIDGE
 from runstop.triggers import handle_cancel_event
 
 logger = Logger()
@@ -20,5 +21,6 @@ metrics = Metrics()
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_dimension(name="trigger", value="eventbridge")  # per invocation: Metrics state is process-wide
+    # Per invocation: Metrics state is process-wide.
+    metrics.add_dimension(name=TRIGGER_DIMENSION, value=TRIGGER_EVENTBRIDGE)
     return handle_cancel_event(event, metrics)

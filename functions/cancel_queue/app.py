@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from runstop.metric_names import TRIGGER_DIMENSION, TRIGGER_SQS
 from runstop.triggers import CancelQueueConsumer
 
 logger = Logger()
@@ -25,5 +26,6 @@ consume = CancelQueueConsumer(metrics)
 @metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    metrics.add_dimension(name="trigger", value="sqs")  # per invocation: Metrics state is process-wide
+    # Per invocation: Metrics state is process-wide.
+    metrics.add_dimension(name=TRIGGER_DIMENSION, value=TRIGGER_SQS)
     return process_partial_response(event=event, record_handler=consume, processor=processor, context=context)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runstop import bulk, idempotency, runs
 from runstop.cursor import MAX_CURSOR_LENGTH
-from runstop.metric_names import STOP_LATENCY
+from runstop.metric_names import STOP_LATENCY, TRIGGER_BULK, TRIGGER_DIMENSION
 from runstop.models import (
     BulkCancelRequest,
     BulkCancelResponse,
@@ -128,6 +128,9 @@ def bulk_cancel(body: BulkCancelRequest, idempotency_key: IdempotencyKeyHeader =
         force=body.force,
         remaining_ms=app.lambda_context.get_remaining_time_in_millis,
     )
+    metrics.add_dimension(name=TRIGGER_DIMENSION, value=TRIGGER_BULK)
+    for name, count in bulk.metric_counts(results).items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
     return BulkCancelResponse.model_validate({"results": results})
 
 
@@ -205,7 +208,7 @@ def _count_stop_latency(run: dict[str, Any]) -> None:
             value=latency,
             default_dimensions=metrics.default_dimensions,
         ) as metric:
-            metric.add_dimension(name="trigger", value=trigger)
+            metric.add_dimension(name=TRIGGER_DIMENSION, value=trigger)
 
 
 @metrics.log_metrics

@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from runstop.metric_names import STOP_OVERDUE
+from runstop.metric_names import STOP_OVERDUE, SWEEP_PREFIX, SWEEP_READ_UNITS, TRIGGER_DIMENSION, TRIGGER_SWEEPER
 from runstop.settings import settings
 from runstop.store import run_store
 from runstop.sweeper import OverdueRun, StoppedRun, SweepPolicy, sweep
@@ -30,13 +30,14 @@ def _overdue(run: OverdueRun) -> None:
     with single_metric(
         name=STOP_OVERDUE, unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions
     ) as metric:
-        metric.add_dimension(name="trigger", value=run.source)
+        metric.add_dimension(name=TRIGGER_DIMENSION, value=run.source)
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_dimension(name="trigger", value="sweeper")  # per invocation: Metrics state is process-wide
+    # Per invocation: Metrics state is process-wide.
+    metrics.add_dimension(name=TRIGGER_DIMENSION, value=TRIGGER_SWEEPER)
     summary = sweep(
         run_store(),
         SweepPolicy.from_settings(settings()),
@@ -45,8 +46,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         on_overdue=_overdue,
     )
     for outcome, count in summary.outcomes.items():
-        metrics.add_metric(name=f"Sweep.{outcome}", unit=MetricUnit.Count, value=count)
-    metrics.add_metric(name="Sweep.read_units", unit=MetricUnit.Count, value=summary.read_units)
+        metrics.add_metric(name=SWEEP_PREFIX + outcome, unit=MetricUnit.Count, value=count)
+    metrics.add_metric(name=SWEEP_READ_UNITS, unit=MetricUnit.Count, value=summary.read_units)
     result = summary.as_dict()
     logger.info("sweep finished", **result)
     return result

@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from runstop.store import RunStore, reset_caches
+from runstop_dev.contract import docs_routes
+from runstop_dev.jwt_auth import LocalIssuer
 from runstop_dev.local_api import LocalApi
 from runstop_dev.stack import LocalStack, local_stack
 from tests.integration.support import TABLE
@@ -54,8 +56,9 @@ def tenant() -> str:
 
 @pytest.fixture(scope="session")
 def api(stack: LocalStack) -> Iterator[LocalApi]:
-    """The template's HTTP API on a free loopback port, four environments per function."""
-    with LocalApi(stack.refs, stack.env, port=0, workers=4, quiet=True) as served:
+    """The template's HTTP API on a free loopback port, four environments per function, and
+    GET /openapi.json as `make run` serves it."""
+    with LocalApi(stack.refs, stack.env, port=0, workers=4, quiet=True, extra_routes=docs_routes()) as served:
         served.warm()
         yield served
 
@@ -66,3 +69,23 @@ def http(api: LocalApi) -> Iterator[httpx.Client]:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     with httpx.Client(base_url=api.url, timeout=60, limits=limits) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> LocalIssuer:
+    """The local issuer, with a key of its own (not the developer's .local/jwt)."""
+    return LocalIssuer(tmp_path_factory.mktemp("jwt"))
+
+
+@pytest.fixture(scope="session")
+def jwt_api(stack: LocalStack, issuer: LocalIssuer) -> Iterator[LocalApi]:
+    """The API in JWT mode (RUNSTOP_AUTH=jwt): every request needs a token `issuer` signed."""
+    with LocalApi(stack.refs, stack.env, port=0, workers=2, quiet=True, issuer=issuer) as served:
+        served.warm()
+        yield served
+
+
+@pytest.fixture(scope="session")
+def jwt_client(jwt_api: LocalApi) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=jwt_api.url, timeout=60) as http:
+        yield http

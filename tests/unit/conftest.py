@@ -22,6 +22,16 @@ from runstop_dev.handlers import LambdaContext, load_handler
 from tests.unit.support import T0, Handler, moto_tables, share_botocore_session
 
 
+@pytest.fixture(autouse=True)
+def fresh_metrics() -> Iterator[None]:
+    """Powertools keeps metrics and dimensions process-wide until they are flushed: a test that
+    leaves some behind (a consumer called without its handler) must not tag the next test's."""
+    from aws_lambda_powertools import Metrics
+
+    yield
+    Metrics().clear_metrics()
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A moto account holding every table of the template; yields a low-level client."""

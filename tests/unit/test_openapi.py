@@ -133,3 +133,18 @@ def test_the_local_runner_serves_the_document_and_swagger_ui():
     assert page_type.startswith("text/html")
     assert "SwaggerUIBundle" in page
     assert '"/openapi.json"' in page
+
+
+@pytest.mark.parametrize(("raw", "status"), [(b"", 202), (b"{}", 202), (b"null", 422), (b"[]", 422)])
+def test_the_document_and_the_cancel_handler_agree_on_which_bodies_are_valid(document, cancel_handler, raw, status):
+    # Given: the documented cancel body (optional; when sent, an object)
+    request_body = document["paths"]["/runs/{run_id}/cancel"]["post"]["requestBody"]
+    schema = request_body["content"]["application/json"]["schema"]
+    validator = Draft202012Validator({**schema, "components": document["components"]})
+    documented_valid = raw == b"" or validator.is_valid(json.loads(raw))
+    # When
+    response = cancel_handler(api_event("POST", "/runs/r-none/cancel", tenant=TENANT, raw_body=raw))
+    # Then: what the document accepts the handler accepts, and what it refuses is a 422
+    assert not request_body.get("required", False)
+    assert response["statusCode"] == status, body_of(response)
+    assert documented_valid == (status == 202)

@@ -19,6 +19,7 @@ from runstop_dev.template import REPO_ROOT
 
 def _run(args: argparse.Namespace) -> int:
     from runstop_dev.contract import docs_routes
+    from runstop_dev.jwt_auth import LocalIssuer
     from runstop_dev.local_api import LocalApi
 
     data_dir = None if args.in_memory else Path(args.data_dir)
@@ -38,19 +39,30 @@ def _run(args: argparse.Namespace) -> int:
             workers=args.workers,
             quiet=args.quiet,
             extra_routes=docs_routes(),
+            issuer=LocalIssuer() if args.auth == "jwt" else None,
         )
         with api, _announced(api.url, stack.endpoint):
             api.warm()
             for route in api.routes:
                 print(f"  {route.method:6} {api.url}{route.path}  -> {route.function.logical_id}", flush=True)
             print(f"  GET    {api.url}/openapi.json and {api.url}/docs (Swagger UI)", flush=True)
-            print(
-                f"runstop is serving on {api.url} (tenant from X-Tenant-Id, default 'local'); Ctrl-C stops", flush=True
-            )
+            if api.issuer is not None:
+                print(f"  GET    {api.url}/.well-known/jwks.json (the local issuer's keys)", flush=True)
+                tenant_from = "tenant from a Bearer token; get one: .venv/bin/python -m runstop_dev token --tenant acme"
+            else:
+                tenant_from = "tenant from X-Tenant-Id, default 'local'"
+            print(f"runstop is serving on {api.url} ({tenant_from}); Ctrl-C stops", flush=True)
             try:
                 threading.Event().wait()
             except KeyboardInterrupt:
                 print("stopping...", flush=True)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from runstop_dev.jwt_auth import LocalIssuer
+
+    print(LocalIssuer().token(args.tenant, ttl=args.ttl))
     return 0
 
 
@@ -114,7 +126,17 @@ def main(argv: list[str] | None = None) -> int:
         help="execution environments per function",
     )
     run.add_argument("--quiet", action="store_true", help="hide the functions' own log lines")
+    run.add_argument(
+        "--auth",
+        choices=["header", "jwt"],
+        default=os.environ.get("RUNSTOP_AUTH") or "header",
+        help="header: the tenant is X-Tenant-Id; jwt: a Bearer token checked as API Gateway's JWT authorizer would",
+    )
     run.set_defaults(func=_run)
+    token = sub.add_parser("token", help="print a token of the local issuer (for RUNSTOP_AUTH=jwt make run)")
+    token.add_argument("--tenant", required=True, help="the tenant claim's value")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token stays valid (default 3600)")
+    token.set_defaults(func=_token)
     sub.add_parser("schemas", help="regenerate the JSON Schemas from runstop.models").set_defaults(func=_schemas)
     sub.add_parser("openapi", help="regenerate openapi.json from the routes and models").set_defaults(func=_openapi)
     from runstop_dev.invoke import default_endpoint

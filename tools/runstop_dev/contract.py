@@ -72,7 +72,12 @@ def _runs_api_resolver() -> APIGatewayHttpResolver:
 
 
 # Annotations of the documentation-only route below are resolved from this module's globals.
-CancelBody = Annotated[CancelRequest | None, Body()]
+# The body is optional (an empty body means no options), but when sent it is an object: a
+# JSON null is refused with 422, so the document must not offer `null` as a valid body.
+CancelBody = Annotated[
+    CancelRequest,
+    Body(description="Optional: an empty body means no options; a body that is sent must be a JSON object."),
+]
 WaitQuery = Annotated[
     int | None,
     Query(
@@ -106,7 +111,7 @@ def _document_cancel_route(app: APIGatewayHttpResolver) -> None:
     )
     def cancel_run(
         run_id: RunIdPath,
-        body: CancelBody = None,
+        body: CancelBody = None,  # type: ignore[assignment]
         idempotency_key: IdempotencyKeyHeader = None,
         wait: WaitQuery = None,
     ) -> CancelAccepted:

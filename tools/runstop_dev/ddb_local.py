@@ -60,20 +60,6 @@ def _listening(port: int) -> bool:
         return False
 
 
-def version() -> str:
-    """The DynamoDB Local version, for reports."""
-    out = subprocess.run(
-        ["java", "-cp", _classpath(), "software.amazon.dynamodb.services.local.main.ServerRunner", "-version"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=jar_dir(),
-    )
-    lines = [line.strip() for line in (out.stdout + out.stderr).splitlines() if line.strip()]
-    return f"{lines[-1] if lines else 'unknown'} ({jar_dir().name})"
-
-
 class DynamoDBLocal:
     """A DynamoDB Local process on 127.0.0.1; use as a context manager."""
 

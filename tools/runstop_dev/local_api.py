@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import io
 import json
 import logging
 import multiprocessing
@@ -19,10 +20,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,13 +30,24 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from runstop_dev.handlers import LambdaContext, load_function_module
-from runstop_dev.template import Function, HttpRoute, function, function_environment, function_timeout, http_routes
+from runstop_dev.jwt_auth import (
+    DISCOVERY_PATH,
+    JWKS_PATH,
+    UNAUTHORIZED_BODY,
+    JwtAuthorizer,
+    LocalIssuer,
+    Rejected,
+    template_audiences,
+)
+from runstop_dev.template import Function, HttpRoute, function_environment, function_timeout, http_routes
 
 log = logging.getLogger("runstop.local")
 
 DEFAULT_TENANT = "local"
 TENANT_HEADER = "x-tenant-id"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # HTTP API's own payload limit
+_MAX_LINE = 8 * 1024  # a chunk-size or trailer line longer than this is not HTTP a client sends
+_MAX_TRAILERS = 64
 TEXT_TYPES = ("application/json", "application/problem+json", "text/", "application/x-www-form-urlencoded")
 
 # Extra routes served by the runner itself (e.g. the OpenAPI document): path -> (status, content type, body)
@@ -45,29 +56,9 @@ ExtraRoute = Callable[[], tuple[int, str, bytes]]
 _handler: Callable[[dict[str, Any], Any], Any] | None = None
 _function_name = ""
 _timeout_ms = 10_000
-EXTRA_FUNCTION_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
-class ExtraFunction:
-    """A handler outside the template, served on its own route beside the template's.
-
-    For designs that exist only to be compared with (the benchmark's naive baseline): it runs
-    with the environment of the template function `env_of`, so it sees the same table and
-    tenant handling, in worker processes of its own.
-    """
-
-    route: HttpRoute
-    env_of: str
-
-
-def _load_source(source: Function) -> Callable[[dict[str, Any], Any], Any]:
-    """Import the function's module by path under a name of its own (every function has an app.py)."""
-    handler: Callable[[dict[str, Any], Any], Any] = getattr(load_function_module(source, fresh=True), source.attribute)
-    return handler
-
-
-def _init_worker(logical_id: str, env: dict[str, str], quiet: bool, source: Function, timeout: float) -> None:
+def _init_worker(source: Function, env: dict[str, str], quiet: bool, timeout: float) -> None:
     """Runs once in each worker process: the environment, then the handler's cold start.
 
     The parent has already read the template: parsing it again here (cfn-lint) would more
@@ -83,9 +74,9 @@ def _init_worker(logical_id: str, env: dict[str, str], quiet: bool, source: Func
         devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker
         sys.stdout = devnull
         os.dup2(devnull.fileno(), 1)
-    _function_name = logical_id
+    _function_name = source.logical_id
     _timeout_ms = int(timeout * 1000)
-    _handler = _load_source(source)
+    _handler = getattr(load_function_module(source, fresh=True), source.attribute)
 
 
 def _discard() -> None:
@@ -107,18 +98,19 @@ def _warm() -> int:
 
 
 class FunctionPool:
-    """A function's execution environments: worker processes that each import it once."""
+    """A function's execution environments: worker processes that each import it once.
 
-    def __init__(
-        self, logical_id: str, env: dict[str, str], workers: int, quiet: bool, source: Function | None = None
-    ) -> None:
-        self.logical_id = logical_id
-        self.timeout = function_timeout(logical_id) if source is None else EXTRA_FUNCTION_TIMEOUT
-        initargs = (logical_id, env, quiet, source or function(logical_id), self.timeout)
+    Processes start on demand, up to `workers`; `timeout` is the function's (seconds).
+    """
+
+    def __init__(self, source: Function, env: dict[str, str], workers: int, quiet: bool, timeout: float) -> None:
+        self.logical_id = source.logical_id
+        self.workers = workers
+        self.timeout = timeout
         # spawn, not fork: the parent runs server threads, and a forked lock may be held.
         context = multiprocessing.get_context("spawn")
         self.executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=initargs
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(source, env, quiet, timeout)
         )
 
     def invoke(self, event: dict[str, Any]) -> Any:
@@ -141,13 +133,19 @@ def build_event(
     path_params: dict[str, str],
     tenant_claim: str,
     source_ip: str,
+    claims: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API payload-2.0 event, with the JWT claims the authorizer would add."""
+    """An API Gateway HTTP API payload-2.0 event, with the JWT claims the authorizer would add.
+
+    `claims` are those of a checked token (JWT mode); without them, the tenant comes from the
+    X-Tenant-Id header (default 'local') as the only claim (header mode).
+    """
     lowered: dict[str, str] = {}
     for name, value in headers.items():
         key = name.lower()
         lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
-    tenant = lowered.get(TENANT_HEADER, DEFAULT_TENANT)
+    if claims is None:
+        claims = {tenant_claim: lowered.get(TENANT_HEADER, DEFAULT_TENANT)}
     now = datetime.now(UTC)
     event: dict[str, Any] = {
         "version": "2.0",
@@ -158,7 +156,7 @@ def build_event(
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "local",
-            "authorizer": {"jwt": {"claims": {tenant_claim: tenant}, "scopes": None}},
+            "authorizer": {"jwt": {"claims": claims, "scopes": None}},
             "domainName": lowered.get("host", "127.0.0.1"),
             "domainPrefix": "local",
             "http": {
@@ -184,7 +182,8 @@ def build_event(
     if path_params:
         event["pathParameters"] = path_params
     if body:
-        content_type = lowered.get("content-type", "")
+        # Media types are case-insensitive (RFC 9110 8.3.1): APPLICATION/JSON is JSON text too.
+        content_type = lowered.get("content-type", "").strip().lower()
         try:
             text = body.decode("utf-8")
             textual = not content_type or content_type.startswith(TEXT_TYPES)
@@ -196,6 +195,44 @@ def build_event(
             event["body"] = base64.b64encode(body).decode()
             event["isBase64Encoded"] = True
     return event
+
+
+class BodyTooLarge(ValueError):
+    """A request body past MAX_BODY_BYTES."""
+
+
+def read_chunked(stream: io.BufferedIOBase, limit: int) -> bytes:
+    """A chunked body (RFC 9112 7.1) read to its last chunk and its trailers.
+
+    ValueError for bad framing, BodyTooLarge past `limit` bytes: each chunk's size is checked
+    before it is read, so a client cannot make the runner buffer more than the limit.
+    """
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = stream.readline(_MAX_LINE)
+        if not line.endswith(b"\n"):
+            raise ValueError("truncated chunk size line")
+        size_text = line.split(b";", 1)[0].strip()
+        if not size_text or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
+            raise ValueError("bad chunk size")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        total += size
+        if total > limit:
+            raise BodyTooLarge(f"body over {limit} bytes")
+        chunk = stream.read(size)
+        if len(chunk) != size or stream.readline(_MAX_LINE).strip():
+            raise ValueError("truncated chunk")
+        parts.append(chunk)
+    for _ in range(_MAX_TRAILERS):  # trailer fields until the empty line; they are not passed on
+        line = stream.readline(_MAX_LINE)
+        if not line.endswith(b"\n"):
+            raise ValueError("truncated trailers")
+        if not line.strip():
+            return b"".join(parts)
+    raise ValueError("too many trailer fields")
 
 
 def to_http(result: Any) -> tuple[int, dict[str, str], bytes]:
@@ -222,8 +259,9 @@ class LocalApi:
         workers: int = 4,
         quiet: bool = False,
         extra_routes: dict[str, ExtraRoute] | None = None,
-        extra_functions: Sequence[ExtraFunction] = (),
+        issuer: LocalIssuer | None = None,
     ) -> None:
+        """`issuer` turns on JWT mode: every routed request needs a token that issuer signed."""
         self.routes = http_routes()
         self.tenant_claim = "tenant_id"
         self.extra_routes = extra_routes or {}
@@ -233,28 +271,39 @@ class LocalApi:
             if logical_id not in self.pools:
                 env = {**function_environment(logical_id, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": logical_id}
                 self.tenant_claim = env.get("TENANT_CLAIM", self.tenant_claim)
-                self.pools[logical_id] = FunctionPool(logical_id, env, workers, quiet)
-        for extra in extra_functions:
-            fn = extra.route.function
-            env = {**function_environment(extra.env_of, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": fn.logical_id}
-            self.pools[fn.logical_id] = FunctionPool(fn.logical_id, env, workers, quiet, source=fn)
-            self.routes.insert(0, extra.route)
+                self.pools[logical_id] = FunctionPool(route.function, env, workers, quiet, function_timeout(logical_id))
         self.server = _Server((host, port), _RequestHandler)
         self.server.api = self
         self.thread: threading.Thread | None = None
+        self.issuer = issuer
+        self.authorizer: JwtAuthorizer | None = None
+        if issuer is not None:
+            jwks = json.dumps(issuer.jwks()).encode()
+            discovery = json.dumps(issuer.discovery(self.url + JWKS_PATH)).encode()
+            self.extra_routes = {
+                **self.extra_routes,
+                JWKS_PATH: lambda: (200, "application/json", jwks),
+                DISCOVERY_PATH: lambda: (200, "application/json", discovery),
+            }
+            # Keys read from the JWKS this runner serves, as API Gateway reads the issuer's.
+            self.authorizer = JwtAuthorizer(issuer.issuer, template_audiences(), self.url + JWKS_PATH)
 
     @property
     def url(self) -> str:
         host, port = str(self.server.server_address[0]), int(self.server.server_address[1])
         return f"http://{host}:{port}"
 
-    def warm(self) -> None:
-        """Start one environment per function now rather than on the first request.
+    def warm(self, every_environment: bool = False) -> None:
+        """Start one environment per function now rather than on the first request (or all of
+        them: a load test should not time its first requests' cold starts).
 
         All pools start together: each cold start is CPU-bound imports, one per core.
         """
-        for started in [pool.warm() for pool in self.pools.values()]:
-            started.result(timeout=120)
+        # The pool starts another process whenever none is idle, so `workers` calls at once start them all.
+        count = {logical_id: pool.workers if every_environment else 1 for logical_id, pool in self.pools.items()}
+        started = [pool.warm() for logical_id, pool in self.pools.items() for _ in range(count[logical_id])]
+        for future in started:
+            future.result(timeout=120)
 
     def match(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
         for route in self.routes:
@@ -292,6 +341,10 @@ class _Server(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients of API Gateway get
+    # The head and the body go out as two writes: with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK of the head, 40 ms or more on every answer (bench: storms, 88 ->
+    # 14 ms for one cancel through the runner).
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -310,15 +363,55 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _message(self, status: HTTPStatus, message: str) -> None:
         self._send(status.value, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode())
 
+    def _too_large(self) -> None:
+        self._message(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
+        self.close_connection = True
+
+    def _read_body(self) -> tuple[bytes, dict[str, str]] | None:
+        """The whole request body and the headers the function sees; None once a refusal is sent.
+
+        A chunked body is read to its end and handed over whole, as API Gateway does: the
+        function gets the body and its Content-Length, never the hop-by-hop Transfer-Encoding.
+        """
+        headers = dict(self.headers.items())
+        encoding = (self.headers.get("Transfer-Encoding") or "").strip().lower()
+        if not encoding:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._message(HTTPStatus.BAD_REQUEST, "Bad Request")
+                self.close_connection = True
+                return None
+            if length > MAX_BODY_BYTES:
+                self._too_large()
+                return None
+            return (self.rfile.read(length) if length else b""), headers
+        if encoding != "chunked":
+            self._message(HTTPStatus.NOT_IMPLEMENTED, "Not Implemented")
+            self.close_connection = True
+            return None
+        try:
+            body = read_chunked(self.rfile, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            self._too_large()
+            return None
+        except ValueError:
+            self._message(HTTPStatus.BAD_REQUEST, "Bad Request")
+            self.close_connection = True
+            return None
+        headers = {k: v for k, v in headers.items() if k.lower() not in ("transfer-encoding", "content-length")}
+        headers["Content-Length"] = str(len(body))
+        return body, headers
+
     def _dispatch(self) -> None:
         api = self.server.api
         split = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._message(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
-            self.close_connection = True
+        read = self._read_body()
+        if read is None:
             return
-        body = self.rfile.read(length) if length else b""
+        body, headers = read
         extra = api.extra_routes.get(split.path)
         if extra is not None and self.command == "GET":
             status, content_type, payload = extra()
@@ -329,16 +422,27 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._message(HTTPStatus.NOT_FOUND, "Not Found")
             return
         route, params = matched
+        claims = None
+        if api.authorizer is not None:
+            try:
+                claims = api.authorizer.authorize(self.headers.get("Authorization")).claims
+            except Rejected as rejected:
+                log.info("%s %s -> 401 (%s)", self.command, self.path, rejected)
+                headers = {"Content-Type": "application/json", "www-authenticate": rejected.challenge}
+                self._send(HTTPStatus.UNAUTHORIZED.value, headers, UNAUTHORIZED_BODY)
+                return
         event = build_event(
             route,
             self.command,
-            split.path,
+            # HTTP APIs route on the path as sent but hand it to the function decoded (rawPath too).
+            unquote(split.path),
             split.query,
-            dict(self.headers.items()),
+            headers,
             body,
             params,
             api.tenant_claim,
             self.client_address[0],
+            claims,
         )
         started = time.perf_counter()
         try:
@@ -356,3 +460,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send(status, headers, payload)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (QUERY, PROPFIND...) is routed like these: API Gateway answers 404
+        # when no route has it, where http.server would answer 501.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)

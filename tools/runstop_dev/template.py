@@ -12,6 +12,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 TABLE_RESOURCE = "RunsTable"
+LOCAL_STACK_NAME = "runstop"
+PSEUDO_PARAMETERS = {"AWS::StackName": LOCAL_STACK_NAME}
+"""What CloudFormation's pseudo parameters resolve to locally."""
 
 
 @cache
@@ -114,8 +117,8 @@ def function_environment(logical_id: str, refs: dict[str, str]) -> dict[str, str
     """The function's environment variables with intrinsics resolved for a local run.
 
     `refs` maps logical ids (tables, queues...) to their local names, as CloudFormation
-    would resolve `!Ref`; a parameter resolves to its default. Anything else is an error,
-    not a guess.
+    would resolve `!Ref`; a parameter resolves to its default, a pseudo parameter to
+    PSEUDO_PARAMETERS. Anything else is an error, not a guess.
     """
     template = load_template()
     parameters = template.get("Parameters", {})
@@ -132,6 +135,8 @@ def function_environment(logical_id: str, refs: dict[str, str]) -> dict[str, str
             env[name] = str(value)
         elif isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in refs:
             env[name] = refs[value["Ref"]]
+        elif isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in PSEUDO_PARAMETERS:
+            env[name] = PSEUDO_PARAMETERS[value["Ref"]]
         elif isinstance(value, dict) and set(value) == {"Ref"} and "Default" in parameters.get(value["Ref"], {}):
             default = parameters[value["Ref"]]["Default"]
             env[name] = ",".join(map(str, default)) if isinstance(default, list) else str(default)

@@ -6,14 +6,16 @@ the batch: each id gets its own answer, in the order the ids first appear.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from runstop import clock
-from runstop.cancel import CancelDecision, cancel_run
-from runstop.errors import StoreUnavailable
+from runstop.cancel import TRIGGER_BULK, CancelDecision, cancel_run
+from runstop.errors import InvalidInput, StoreUnavailable
 from runstop.ids import RUN_ID_PATTERN, valid_run_id
+from runstop.metric_names import CANCEL_CONFLICT, CANCEL_STORE_UNAVAILABLE, cancel_metric
 from runstop.store import RunStore
 
 MAX_BULK_RUNS = 100
@@ -50,7 +52,7 @@ def cancel_many(
     *,
     reason: str | None = None,
     idempotency_key: str | None = None,
-    source: str = "bulk",
+    source: str = TRIGGER_BULK,
     force: bool = False,
     remaining_ms: Callable[[], int] | None = None,
 ) -> list[dict[str, Any]]:
@@ -95,3 +97,16 @@ def cancel_many(
         for run_id, future in futures.items():
             results[run_id] = future.result() if future.done() and not future.cancelled() else _undecided(run_id)
     return [results[run_id] for run_id in unique]
+
+
+_METRIC_BY_STATUS = {409: CANCEL_CONFLICT, 503: CANCEL_STORE_UNAVAILABLE, 400: cancel_metric(InvalidInput.__name__)}
+
+
+def metric_counts(results: Sequence[dict[str, Any]]) -> Counter[str]:
+    """How many entries of a bulk answer each `Cancel.<outcome>` metric counts, as a single cancel would."""
+    return Counter(
+        cancel_metric(entry["outcome"])
+        if entry["status_code"] == 202
+        else _METRIC_BY_STATUS.get(entry["status_code"], cancel_metric(f"status_{entry['status_code']}"))
+        for entry in results
+    )

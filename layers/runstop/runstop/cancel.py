@@ -31,6 +31,18 @@ from runstop.store import ConditionFailed, Offset, RunStore
 
 MAX_REASON_LENGTH = 256
 
+# Who asked for a cancel: stored as the cancel record's `source`, and the `trigger` dimension
+# of the `Cancel.<outcome>` metric each decision is counted under. Kept here, on the cancel
+# function's import path; runstop.metric_names gathers every name the template's alarms watch.
+TRIGGER_DIMENSION = "trigger"
+TRIGGER_API = "api"
+"""POST /runs/{run_id}/cancel."""
+TRIGGER_BULK = "bulk"
+"""POST /runs/cancel."""
+TRIGGER_SQS = "sqs"
+TRIGGER_EVENTBRIDGE = "eventbridge"
+TRIGGER_SWEEPER = "sweeper"
+
 # A run that appears between the failed update and the read (created in that instant) is
 # active, so the update is tried again; beyond this many tries something is badly wrong.
 _MAX_ATTEMPTS = 4
@@ -68,6 +80,11 @@ class CancelDecision:
         return None if self.run is None else str(self.run["status"])
 
 
+def cancel_metric(outcome: str) -> str:
+    """`Cancel.<outcome>` for a decision (or a trigger's `malformed`), `Cancel.<error class>` for a refusal."""
+    return f"Cancel.{outcome}"
+
+
 def cancel_run(
     store: RunStore,
     tenant_id: str,
@@ -75,7 +92,7 @@ def cancel_run(
     *,
     reason: str | None = None,
     idempotency_key: str | None = None,
-    source: str = "api",
+    source: str = TRIGGER_API,
     force: bool = False,
     at: datetime | None = None,
     stale_before: datetime | None = None,

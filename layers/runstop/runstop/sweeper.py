@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from runstop import clock
-from runstop.cancel import CancelOutcome, cancel_run
+from runstop.cancel import TRIGGER_SWEEPER, CancelOutcome, cancel_run
 from runstop.errors import StoreUnavailable
 from runstop.settings import Settings, settings
 from runstop.status import ACTIVE_SHARDS, MARK_OVERDUE, RunStatus, changes, public_view, stopping_partitions
@@ -32,7 +32,7 @@ from runstop.store import ActivePage, ConditionFailed, RunStore
 
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 PENDING_TIMEOUT = "pending_timeout"
-SOURCE = "sweeper"
+SOURCE = TRIGGER_SWEEPER
 
 DEFERRED = "deferred"
 """A candidate not tried because the sweep ran out of time (the next tick sees it again)."""

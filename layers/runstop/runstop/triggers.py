@@ -34,6 +34,12 @@ from pydantic import ValidationError
 from runstop.cancel import CancelDecision, cancel_run
 from runstop.errors import StoreUnavailable
 from runstop.messages import CancelMessage, CancelRequestedEvent, validation_summary
+from runstop.metric_names import (
+    CANCEL_STORE_UNAVAILABLE,
+    TRIGGER_EVENTBRIDGE,
+    TRIGGER_SQS,
+    cancel_metric,
+)
 from runstop.settings import settings
 from runstop.store import RunStore, run_store, translate_errors
 
@@ -85,7 +91,7 @@ def record_decision(
     metrics: Metrics, decision: CancelDecision, *, tenant_id: str, trigger: str, origin_id: str
 ) -> None:
     """A final answer: one metric per outcome and one structured log line, never a retry."""
-    metrics.add_metric(name=f"Cancel.{decision.outcome.value}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=cancel_metric(decision.outcome.value), unit=MetricUnit.Count, value=1)
     logger.info(
         "cancel decided",
         trigger=trigger,
@@ -109,7 +115,7 @@ def _refuse(
 ) -> None:
     summary = validation_summary(error)
     dead_letters.send(body, error=summary, trigger=trigger, origin_id=origin_id)
-    metrics.add_metric(name=f"Cancel.{MALFORMED}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=cancel_metric(MALFORMED), unit=MetricUnit.Count, value=1)
     logger.warning("malformed cancel dead-lettered", trigger=trigger, origin_id=origin_id, error=summary)
 
 
@@ -131,7 +137,7 @@ def decide(
             force=message.force,
         )
     except StoreUnavailable:
-        metrics.add_metric(name="Cancel.StoreUnavailable", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=CANCEL_STORE_UNAVAILABLE, unit=MetricUnit.Count, value=1)
         logger.warning("store unavailable; the delivery will be retried", trigger=trigger, origin_id=origin_id)
         raise
     record_decision(metrics, decision, tenant_id=message.tenant_id, trigger=trigger, origin_id=origin_id)
@@ -145,7 +151,7 @@ class CancelQueueConsumer:
     batch processor reports as that record's item failure.
     """
 
-    trigger = "sqs"
+    trigger = TRIGGER_SQS
 
     def __init__(
         self,
@@ -175,7 +181,7 @@ def handle_cancel_event(
     dead_letters: Callable[[], DeadLetterQueue] = dead_letter_queue,
 ) -> dict[str, Any]:
     """Decide one Run Cancel Requested event; raises StoreUnavailable so Lambda retries it."""
-    trigger = "eventbridge"
+    trigger = TRIGGER_EVENTBRIDGE
     origin_id = str(event.get("id") or "unknown") if isinstance(event, Mapping) else "unknown"
     try:
         parsed: CancelRequestedEvent = parse(event=event, model=CancelRequestedEvent)

@@ -1,13 +1,17 @@
-"""The naive cancel handler runstop is compared with: "check, then cancel, then re-read".
+"""The seed's two designs, the ones runstop is measured against (handlers served by the bench).
 
-A faithful port of the seed design, kept inside bench/ only. It reads the run first
-(consistent GetItem; absent -> 404), refuses anything that is not active with 409 -- so a run
-that is already interrupted answers 409, the false failure runstop exists to remove -- then
-makes the conditional update without ReturnValuesOnConditionCheckFailure, and when that
-condition fails re-reads the run (consistent) to decide: interrupted -> 202, else 409.
+Both check first (a consistent GetItem; an absent run answers 404), then make the conditional
+update as the seed wrote it (no ReturnValuesOnConditionCheckFailure, so a failed condition says
+nothing), then re-read (consistent) when the condition failed:
 
-It runs on the same table, the same low-level client, the same tenant handling and the same
-Powertools logging and metrics as the real handler, so what differs is the design alone.
+- `pre_fix_handler`, before the seed's fix: the check refuses anything that is not active, so a
+  run that is already interrupted answers 409 -- the false failure runstop exists to remove;
+  after a lost race the re-read answers 202 only for `interrupted`.
+- `seed_fix_handler`, the seed's fix: the check is for existence only, the update always goes
+  out, and the re-read answers 202 when the run is interrupted or gone, 409 otherwise.
+
+They run on the same table, client, tenant handling and Powertools logging and metrics as the
+real handler, so what differs is the design alone.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ def _conflict(run_id: str, status: str) -> dict[str, Any]:
     return response(409, {**body, "run_status": status}, PROBLEM_CONTENT_TYPE)
 
 
-def _accepted(run_id: str, run: dict[str, Any], outcome: str) -> dict[str, Any]:
-    return response(202, {"run_id": run_id, "status": run["status"], "outcome": outcome, "cancel": run.get("cancel")})
+def _accepted(run_id: str, run: dict[str, Any] | None, outcome: str) -> dict[str, Any]:
+    status = None if run is None else run["status"]
+    cancel = None if run is None else run.get("cancel")
+    return response(202, {"run_id": run_id, "status": status, "outcome": outcome, "cancel": cancel})
 
 
 def _interrupt(store: RunStore, tenant_id: str, run_id: str, reason: str | None) -> dict[str, Any]:
@@ -71,7 +77,7 @@ def _interrupt(store: RunStore, tenant_id: str, run_id: str, reason: str | None)
     return deserialize_item(result["Attributes"])
 
 
-def _handle(event: dict[str, Any]) -> dict[str, Any]:
+def _decide(event: dict[str, Any], fixed: bool) -> dict[str, Any]:
     tenant_id = tenant_from_event(event)
     run_id = require_run_id((event.get("pathParameters") or {}).get("run_id") or "")
     body = json_body(event) or {}
@@ -81,26 +87,38 @@ def _handle(event: dict[str, Any]) -> dict[str, Any]:
     if run is None:
         body = problem(404, "Run not found", f"run {run_id!r} not found", "run-not-found", run_id=run_id)
         return response(404, body, PROBLEM_CONTENT_TYPE)
-    if run["status"] not in ACTIVE:  # 2. the check: an interrupted run is refused too
+    if not fixed and run["status"] not in ACTIVE:  # before the fix: an interrupted run is refused too
         return _conflict(run_id, str(run["status"]))
-    with translate_errors():  # 3. then cancel
+    with translate_errors():  # 2. then cancel
         try:
             return _accepted(run_id, _interrupt(store, tenant_id, run_id, reason), "interrupted")
         except store.client.exceptions.ConditionalCheckFailedException:
             pass
-    current = store.get(tenant_id, run_id)  # 4. lost a race: read again to decide
+    current = store.get(tenant_id, run_id)  # 3. the condition failed: read again to decide
     if current is not None and current["status"] == RunStatus.INTERRUPTED:
         return _accepted(run_id, current, "already_interrupted")
+    if current is None and fixed:
+        return _accepted(run_id, None, "absent")
     return _conflict(run_id, "absent" if current is None else str(current["status"]))
+
+
+def _handle(event: dict[str, Any], fixed: bool) -> dict[str, Any]:
+    try:
+        result = _decide(event, fixed)
+    except RunstopError as error:
+        return error_response(error)
+    metrics.add_metric(name=f"SeedCancel.{result['statusCode']}", unit=MetricUnit.Count, value=1)
+    logger.info("seed cancel decided", status=result["statusCode"], fixed=fixed)
+    return result
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        result = _handle(event)
-    except RunstopError as error:
-        return error_response(error)
-    metrics.add_metric(name=f"BaselineCancel.{result['statusCode']}", unit=MetricUnit.Count, value=1)
-    logger.info("baseline cancel decided", status=result["statusCode"])
-    return result
+def pre_fix_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _handle(event, fixed=False)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def seed_fix_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _handle(event, fixed=True)
