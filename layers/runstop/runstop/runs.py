@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runstop import clock, cursor
-from runstop.errors import InvalidInput, RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
+from runstop.errors import RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
 from runstop.ids import request_token
 from runstop.settings import settings
 from runstop.status import (
@@ -113,8 +113,6 @@ def listing(tenant_id: str, *, status: RunStatus | None = None, stop: StopPhase 
     """Which index partition serves a filter: ByStop for a stop phase, ByStatus for a status,
     else ByCreated; each a tenant's own partition, newest first."""
     if stop is not None:
-        if status not in (None, RunStatus.INTERRUPTED):
-            raise InvalidInput("stop lists interrupted runs only; leave status out or set it to interrupted")
         return cursor.Listing(tenant_id, "ByStop", "tenant_stop", f"{tenant_id}#{stop.value}")
     if status is not None:
         return cursor.Listing(tenant_id, "ByStatus", "tenant_status", f"{tenant_id}#{status.value}")
@@ -137,6 +135,8 @@ def list_runs(
     """
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
+    if stop is not None and status not in (None, RunStatus.INTERRUPTED):
+        return [], None  # only interrupted runs have a stop phase: no run is in both
     chosen = listing(tenant_id, status=status, stop=stop)
     start = None if after is None else cursor.decode(after, chosen)
     items, truncated = store.query_newest_first(
