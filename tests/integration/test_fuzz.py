@@ -42,6 +42,13 @@ EXCLUDED_CHECKS = [ignored_auth, missing_required_header, unsupported_method]
   and so does the runner."""
 TOKEN = "Bearer local-runner-ignores-it"
 
+PENDING = {
+    "POST /runs": "issue 10 domain part pending on main: stop_grace_seconds is a strict int, so 504.0 (an integer "
+    "to JSON Schema, as the document declares it) is refused with 422",
+}
+"""Operations with a known server bug: their findings are expected failures until main fixes them, and
+test_the_pending_server_bugs_still_show fails once they are gone (a strict xfail, per operation)."""
+
 
 def _negated_parameters(case: schemathesis.Case) -> set[str]:
     """The parameters a negative case made invalid (lower-cased names)."""
@@ -56,7 +63,8 @@ def _not_the_services(case: schemathesis.Case, status: int, failure: Failure) ->
     - a negative case whose only invalid part is the token: API Gateway refuses it, and the
       runner, without an authorizer, lets it through;
     - a schema-valid request with a cursor the service did not issue (the document calls it
-      opaque; only a page's next_cursor is valid): 400;
+      opaque; only a page's next_cursor is valid), or with `stop` and a status other than the
+      interrupted it implies: 400;
     - a schema-valid body DynamoDB cannot store (lone surrogates, nesting past 32 levels, numbers
       out of its range, empty keys: runstop.limits) or metadata over 4 KB as JSON, which the
       document says in prose only: 422."""
@@ -66,7 +74,10 @@ def _not_the_services(case: schemathesis.Case, status: int, failure: Failure) ->
     if check != "positive_data_acceptance":
         return False
     if case.operation.label == "GET /runs":
-        return status == 400 and "cursor" in (case.query or {})
+        query = case.query or {}
+        # `stop` implies status=interrupted, so another status with it is a contradiction.
+        contradiction = query.get("stop") is not None and query.get("status") not in (None, "interrupted")
+        return status == 400 and ("cursor" in query or contradiction)
     return status == 422 and _unstorable(case.body)
 
 
@@ -90,6 +101,7 @@ class Tally:
         self.examples: dict[tuple[str, str], str] = {}
         """(operation, check) -> the shortest reproduction seen, as a curl command."""
         self.findings: list[str] = []
+        self.pending_seen: set[str] = set()
 
     def record(self, case: schemathesis.Case, status: int, failures: list[Failure], curl: str) -> None:
         self.cases += 1
@@ -166,6 +178,9 @@ def test_every_generated_request_gets_a_documented_answer_and_never_a_5xx(
         FINDINGS.parent.mkdir(parents=True, exist_ok=True)
         FINDINGS.write_text("\n".join(TALLY.findings))
         if failures and not REPORT:
+            if case.operation.label in PENDING:
+                TALLY.pending_seen.add(case.operation.label)
+                pytest.xfail(PENDING[case.operation.label])
             raise
     else:
         TALLY.record(case, response.status_code, [], "")
@@ -185,3 +200,12 @@ def test_the_only_required_header_is_the_token_so_excluding_the_header_checks_hi
     # Then
     assert required == set()
     assert document["security"] == [{"TenantJwt": []}]
+
+
+def test_the_pending_server_bugs_still_show() -> None:
+    # Then: each operation in PENDING failed above; once main fixes one, drop it from PENDING
+    if REPORT or not TALLY.cases:
+        pytest.skip("only after the strict fuzz run above")
+    assert TALLY.pending_seen == set(PENDING), (
+        f"fixed on main, remove from PENDING: {set(PENDING) - TALLY.pending_seen}"
+    )

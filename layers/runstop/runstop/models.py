@@ -155,9 +155,16 @@ class CreateRunRequest(Strict):
         default=None,
         ge=1,
         le=3600,
-        strict=True,
         description="Seconds a worker has to stop after a cancel; default: the stack's StopGraceSeconds.",
     )
+
+    @field_validator("stop_grace_seconds", mode="before")
+    @classmethod
+    def _a_json_number(cls, value: object) -> object:
+        # JSON Schema's integer: 60 and 60.0, never "60" or true (pydantic's lax mode would take them).
+        if isinstance(value, (str, bool)):
+            raise ValueError("stop_grace_seconds must be a JSON integer")
+        return value
 
     @model_validator(mode="after")
     def _on_active_needs_a_key(self) -> CreateRunRequest:

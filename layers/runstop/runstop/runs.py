@@ -135,8 +135,6 @@ def listing(
             raise InvalidInput("parent_run_id lists a run's children only; leave status and stop out")
         return cursor.Listing(tenant_id, BY_PARENT_INDEX, "tenant_parent", parent_key(tenant_id, parent_run_id))
     if stop is not None:
-        if status not in (None, RunStatus.INTERRUPTED):
-            raise InvalidInput("stop lists interrupted runs only; leave status out or set it to interrupted")
         return cursor.Listing(tenant_id, "ByStop", "tenant_stop", f"{tenant_id}#{stop.value}")
     if status is not None:
         return cursor.Listing(tenant_id, "ByStatus", "tenant_status", f"{tenant_id}#{status.value}")
@@ -160,6 +158,8 @@ def list_runs(
     """
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
+    if stop is not None and parent_run_id is None and status not in (None, RunStatus.INTERRUPTED):
+        return [], None  # only interrupted runs have a stop phase: no run is in both
     chosen = listing(tenant_id, status=status, stop=stop, parent_run_id=parent_run_id)
     start = None if after is None else cursor.decode(after, chosen)
     items, truncated = store.query_newest_first(
