@@ -129,7 +129,7 @@ def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = N
     "/runs",
     summary="List runs, newest first",
     description="One page of the caller's runs, optionally of one status, or the children of one run "
-    "(parent_run_id; not combined with status or stop); follow next_cursor for the next page.",
+    "(parent_run_id, optionally of one status or stop phase); follow next_cursor for the next page.",
     responses=route_responses(200, RunPage, "A page of runs."),
 )
 def list_runs(

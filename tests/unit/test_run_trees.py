@@ -155,9 +155,37 @@ def test_given_a_cursor_of_one_parents_children_when_used_for_another_listing_th
         assert_problem(response, 400, "bad-request")
 
 
-@pytest.mark.parametrize("query", ["parent_run_id=parent&status=running", "parent_run_id=bad%20id", "parent_run_id="])
+@pytest.mark.parametrize("query", ["parent_run_id=bad%20id", "parent_run_id="])
 def test_given_a_bad_children_listing_when_asked_then_400(store, runs_handler, query):
     assert_problem(runs_handler(api_event("GET", "/runs", tenant=TENANT, query=query)), 400, "bad-request")
+
+
+def test_given_children_in_several_statuses_when_listed_with_a_status_then_only_those_in_full_pages(
+    store, runs_handler, clock, monkeypatch
+):
+    # Given: 7 children, every other one running; the children's partition read 2 at a time
+    monkeypatch.setattr(runs, "CHILDREN_READ", 2)
+    seed_run(store, "parent", "running")
+    for i in range(7):
+        clock.moment = T0 + timedelta(seconds=i + 1)
+        _child(store, f"c{i}", "parent")
+        if i % 2 == 0:
+            runs.start_run(store, TENANT, f"c{i}")
+    # When
+    pages, cursor = [], None
+    while True:
+        query = "parent_run_id=parent&status=running&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = body_of(runs_handler(api_event("GET", "/runs", tenant=TENANT, query=query)))
+        pages.append([run["run_id"] for run in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    stopping = body_of(
+        runs_handler(api_event("GET", "/runs", tenant=TENANT, query="parent_run_id=parent&stop=pending"))
+    )
+    # Then
+    assert pages == [["c6", "c4"], ["c2", "c0"]]
+    assert stopping["items"] == []
 
 
 def test_given_a_tree_when_the_root_is_interrupted_then_each_level_cascades_with_the_roots_reason(store, clock):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runstop import clock, cursor
-from runstop.errors import InvalidInput, RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
+from runstop.errors import RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
 from runstop.ids import request_token
 from runstop.links import NO_LINKS, Links, check_links, put_linked
 from runstop.settings import settings
@@ -39,6 +39,8 @@ from runstop.trees import BY_PARENT_INDEX
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
+CHILDREN_READ = 100
+"""Children read per Query when a children's listing is filtered by status or stop phase."""
 
 _KEYED_RUN_IDS = uuid.UUID("5b0f4f1e-7a52-4c1e-9d3e-2f6a1c0e8b74")
 """Namespace of the run ids derived from an Idempotency-Key (uuid5)."""
@@ -131,8 +133,6 @@ def listing(
     """Which index partition serves a filter: ByParent for a run's children, ByStop for a stop
     phase, ByStatus for a status, else ByCreated; each a tenant's own partition, newest first."""
     if parent_run_id is not None:
-        if status is not None or stop is not None:
-            raise InvalidInput("parent_run_id lists a run's children only; leave status and stop out")
         return cursor.Listing(tenant_id, BY_PARENT_INDEX, "tenant_parent", parent_key(tenant_id, parent_run_id))
     if stop is not None:
         return cursor.Listing(tenant_id, "ByStop", "tenant_stop", f"{tenant_id}#{stop.value}")
@@ -162,13 +162,47 @@ def list_runs(
         return [], None  # only interrupted runs have a stop phase: no run is in both
     chosen = listing(tenant_id, status=status, stop=stop, parent_run_id=parent_run_id)
     start = None if after is None else cursor.decode(after, chosen)
-    items, truncated = store.query_newest_first(
-        chosen.index, (chosen.attribute, chosen.value), limit=limit + 1, start_after=start
-    )
+    if parent_run_id is not None and (status is not None or stop is not None):
+        items, truncated = _children_in(store, chosen, limit + 1, start, status=status, stop=stop)
+    else:
+        items, truncated = store.query_newest_first(
+            chosen.index, (chosen.attribute, chosen.value), limit=limit + 1, start_after=start
+        )
     page = items[:limit]
     more = len(items) > limit or truncated
     next_cursor = cursor.encode(page[-1], chosen) if more and page else None
     return [public_view(item) for item in page], next_cursor
+
+
+def _children_in(
+    store: RunStore,
+    children: cursor.Listing,
+    wanted: int,
+    start: dict[str, str] | None,
+    *,
+    status: RunStatus | None,
+    stop: StopPhase | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Up to `wanted` of a run's children in `status` (and `stop` phase), newest first: the
+    children's partition read page by page and filtered here, so a page is never cut short by a
+    filter (a run's children are few; their partition is all this reads)."""
+    phase = None if stop is None else f"{children.tenant_id}#{stop.value}"
+    found: list[dict[str, Any]] = []
+    position = start
+    while len(found) < wanted:
+        items, truncated = store.query_newest_first(
+            children.index, (children.attribute, children.value), limit=CHILDREN_READ, start_after=position
+        )
+        found += [
+            item
+            for item in items
+            if (status is None or item["status"] == status.value)
+            and (phase is None or item.get("tenant_stop") == phase)
+        ]
+        if not items or not (truncated or len(items) == CHILDREN_READ):
+            return found, False
+        position = {name: str(items[-1][name]) for name in cursor.expected_key(children)}
+    return found, False
 
 
 def _change(
