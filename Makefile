@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help install checkov checkov-lock smoke run test test-client-py310 test-unit test-integration faults fuzz lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke clean
+.PHONY: help install checkov checkov-lock smoke run test test-client-py310 test-unit test-integration faults fuzz lint fmt typecheck pr build validate schemas openapi sweep invoke bench bench-smoke bench-trees race-trees clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -125,6 +125,13 @@ bench: install ## every row of bench/README.md, several minutes: bench/results/R
 
 bench-smoke: install ## a seconds-long run of `make bench` (its test runs it too), written to .local/bench-smoke
 	$(RUN) python -m bench --smoke --out .local/bench-smoke
+
+bench-trees: install ## issue 12's rows alone: cascade time for trees of 10/100/1,000, a filter job over 10,000 among 100,000
+	$(RUN) python -m bench.trees --out .local/bench-trees.json
+
+race-trees: install ## the run-tree race at 10,000 trials (make test runs 1,000), plus the key and job races
+	RUNSTOP_TREE_TRIALS=10000 RUNSTOP_KEY_ROUNDS=10 $(RUN) pytest -s tests/integration/test_tree_races.py \
+		tests/integration/test_concurrency_key_races.py tests/integration/test_cancel_job_races.py
 
 clean: ## remove local state (virtualenv, DynamoDB Local data, build output)
 	rm -rf .venv node_modules .local .aws-sam

@@ -16,6 +16,8 @@ os.environ.update(
         "AWS_REGION": "us-east-1",
         "TABLE_NAME": "RunsTable",
         "IDEMPOTENCY_TABLE": "IdempotencyTable",
+        "CONCURRENCY_KEYS_TABLE": "ConcurrencyKeysTable",
+        "CANCEL_JOBS_TABLE": "CancelJobsTable",
         "POWERTOOLS_SERVICE_NAME": "runstop",
         "POWERTOOLS_METRICS_NAMESPACE": "runstop",
         "POWERTOOLS_DEV": "false",

@@ -11,8 +11,12 @@ checks this module and the docs' shape):
 - A file's commands run in order, in one bash session in the repository's root, against empty
   tables; they must exit 0. `make sweep` and `make invoke` run for real, with `DYNAMODB_ENDPOINT`
   naming the test's DynamoDB Local; no AWS credentials are set.
+- A file holding the line `<!-- docs test: RUNSTOP_AUTH=jwt -->` runs against the runner in JWT
+  mode (`RUNSTOP_AUTH=jwt make run`), whose issuer's key `runstop_dev token` signs with.
 - `http://127.0.0.1:3000` and `localhost:3000` are the local runner, `http://127.0.0.1:8000` its
   DynamoDB Local: the test rewrites them to its own, in commands and in shown output alike.
+  The runner is `make run`'s; a block right after the line `<!-- runner: jwt -->` runs against
+  `RUNSTOP_AUTH=jwt make run`'s instead (tokens from `python -m runstop_dev token`).
 - Shown output is a sequence of items, compared with the printed output item by item:
   an `HTTP/1.1 NNN` line by its code, and each `Name: value` line under it by that header's value;
   a JSON document as a subset (every key shown is there with that value; arrays are as long as
@@ -28,9 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+JWT_MODE = "<!-- docs test: RUNSTOP_AUTH=jwt -->"
+"""A doc's examples need the local runner in JWT mode."""
 RUNNER_URLS = ("http://127.0.0.1:3000", "http://localhost:3000", "localhost:3000")
 DYNAMODB_URL = "http://127.0.0.1:8000"
 
+_MARKER = re.compile(r"^<!--\s*(.*?)\s*-->$")
 _FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 _STATUS = re.compile(r"^HTTP/\d(?:\.\d)? (\d{3})\b")
 _HEADER = re.compile(r"^([A-Za-z0-9-]+):\s*(.*)$")
@@ -48,6 +55,8 @@ class Example:
     line: int
     command: str
     shown: str
+    marker: str = ""
+    """The HTML comment on the line before the block (`runner: jwt`), if any."""
 
     @property
     def where(self) -> str:
@@ -81,9 +90,11 @@ def console_examples(path: Path) -> list[Example]:
     shown: list[str] = []
     start = 0
 
+    marker = previous = ""
+
     def flush() -> None:
         if command:
-            examples.append(Example(path, start, "\n".join(command), "\n".join(shown)))
+            examples.append(Example(path, start, "\n".join(command), "\n".join(shown), marker))
         command.clear()
         shown.clear()
 
@@ -93,11 +104,14 @@ def console_examples(path: Path) -> list[Example]:
         if fence is None:
             if opened:
                 fence = opened[2] if opened[3] == "console" else f"skip:{opened[2]}"
+                comment = _MARKER.match(previous.strip())
+                marker = comment[1] if comment else ""
+            previous = raw
             continue
         if raw.strip() == fence.removeprefix("skip:"):
             if not fence.startswith("skip:"):
                 flush()
-            fence, continued = None, False
+            fence, continued, previous = None, False, ""
             continue
         if fence.startswith("skip:"):
             continue

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from runstop import trees
+from runstop.store import RunStore
 from runstop_dev.local_api import build_event
 from runstop_dev.template import REPO_ROOT, HttpRoute, http_routes
 
@@ -52,3 +54,22 @@ def body_of(response: dict[str, Any]) -> Any:
 
 def events_dir() -> Path:
     return EVENTS_DIR
+
+
+class LaggingIndex(RunStore):
+    """The store with a ByParent index that hides the newest `hidden` children of each of the
+    first `lagging` listings, as a global secondary index that has not caught up yet."""
+
+    def __init__(self, inner: RunStore, hidden: int, lagging: int) -> None:
+        super().__init__(inner.client, inner.table_name)
+        self.hidden = hidden
+        self.lagging = lagging
+        self.listings = 0
+
+    def query_page(self, index_name: str, *args: Any, **kwargs: Any) -> Any:
+        items, next_key, units = super().query_page(index_name, *args, **kwargs)
+        if index_name == trees.BY_PARENT_INDEX:
+            self.listings += 1
+            if self.listings <= self.lagging:
+                items = sorted(items, key=lambda item: item["created_key"])[: max(0, len(items) - self.hidden)]
+        return items, next_key, units

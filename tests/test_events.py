@@ -33,6 +33,8 @@ SCENARIOS: dict[str, tuple[str | None, int]] = {
     "POST /runs/{run_id}/complete": ("running", 200),
     "POST /runs/{run_id}/stopped": ("interrupted", 200),
     "POST /runs/{run_id}/cancel": ("running", 202),
+    "POST /cancel-jobs": (None, 202),
+    "GET /cancel-jobs/{job_id}": (None, 404),
 }
 DEFAULT_SCENARIO = ("running", None)
 """A route added without a scenario here: its sample must still get a non-5xx answer."""

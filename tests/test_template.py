@@ -268,7 +268,7 @@ def _dead_letter_queues() -> set[str]:
 def test_every_dead_letter_queue_has_an_alarm_on_its_first_message():
     # Given
     dlqs = _dead_letter_queues()
-    assert dlqs == {"CancelRequestsDLQ", "CancelEventsDLQ", "NotificationsDLQ"}
+    assert dlqs == {"CancelRequestsDLQ", "CancelEventsDLQ", "NotificationsDLQ", "RunEndedDLQ", "CancelJobsDLQ"}
     # Then
     watched = set()
     for props in _alarms().values():
@@ -447,6 +447,7 @@ def test_the_runs_api_may_query_only_the_indexes_listing_reads():
             runs.list_runs(store, "acme", status=status)
         for phase in StopPhase:
             runs.list_runs(store, "acme", stop=phase)
+        runs.list_runs(store, "acme", parent_run_id="a-parent")
     # Then: the role allows Query on exactly those, and never on the table itself
     props = _resources("AWS::Serverless::Function")["RunsApiFunction"]["Properties"]
     statements = [s for policy in props["Policies"] for s in policy["Statement"]]

@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a command as a run: runstop run [options] -- CMD ARGS...")
-    run.add_argument("--run-id", help="adopt this pending run instead of creating one")
+    run.add_argument("--run-id", help="adopt this pending run (created with this id when it does not exist)")
     run.add_argument("--worker-id", help="this worker's id (default: host:pid)")
     run.add_argument(
         "--stop-grace",

@@ -24,7 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from runstop_client.client import DEFAULT_HEARTBEAT_INTERVAL
-from runstop_client.errors import InvalidRequest, RunCancelled, RunstopError
+from runstop_client.errors import InvalidRequest, RunCancelled, RunConflict, RunNotFound, RunstopError
 from runstop_client.models import Run
 from runstop_client.worker import Worker
 
@@ -177,9 +177,9 @@ class CommandRun:
         """Run it; the exit code (CMD's, or 130 once cancelled). Service errors raise RunstopError."""
         worker = self.worker
         if not worker.run_id:
-            worker.run_id = self._create().run_id
+            worker.run_id = self._create(None).run_id
         try:
-            worker.start()
+            self._start()
         except RunCancelled as cancelled:
             worker.acknowledge()
             self.say(f"run {worker.run_id} was cancelled before it started ({_why(cancelled)})")
@@ -202,17 +202,29 @@ class CommandRun:
             worker.stop_heartbeats()
             return self._exited(group)
 
-    def _create(self) -> Run:
+    def _start(self) -> None:
+        """Start the run; one given by --run-id that does not exist yet is created with that id
+        first (a cron line can name its run), and one created meanwhile by someone else is adopted."""
+        try:
+            self.worker.start()
+        except RunNotFound:
+            if self.options.run_id is None:
+                raise
+            with contextlib.suppress(RunConflict):  # created in between: adopt it
+                self._create(self.options.run_id)
+            self.worker.start()
+
+    def _create(self, run_id: str | None) -> Run:
         """A new run with the stop grace; a service without stop deadlines refuses the field (422),
         and then the grace is runstop's own (SIGKILL at now + grace once the cancel is seen)."""
         grace = self.options.stop_grace
         try:
-            return self.client.create(stop_grace_seconds=grace)
+            return self.client.create(run_id, stop_grace_seconds=grace)
         except InvalidRequest as error:
             if grace is None or not _field_unknown(error, "stop_grace_seconds"):
                 raise
         self.say("the service takes no stop_grace_seconds yet: --stop-grace applies from when the cancel is seen")
-        return self.client.create()
+        return self.client.create(run_id)
 
     def _wait_exit(self, group: ProcessGroup) -> None:
         group.process.wait()

@@ -10,19 +10,31 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from runstop import bulk, idempotency, runs
+from runstop import bulk, clock, idempotency, jobs, runs
+from runstop.concurrency import OnActive
 from runstop.cursor import MAX_CURSOR_LENGTH
+from runstop.ids import RUN_ID_PATTERN
+from runstop.links import Links
 from runstop.metric_names import STOP_LATENCY, TRIGGER_BULK, TRIGGER_DIMENSION
 from runstop.models import (
     BulkCancelRequest,
     BulkCancelResponse,
+    CancelJob,
+    CancelJobRequest,
     CompleteRunRequest,
     CreateRunRequest,
     Run,
     RunPage,
     WorkerRequest,
 )
-from runstop.resolver import IdempotencyKeyHeader, RunIdPath, build_resolver, current_tenant, route_responses
+from runstop.resolver import (
+    IdempotencyKeyHeader,
+    JobIdPath,
+    RunIdPath,
+    build_resolver,
+    current_tenant,
+    route_responses,
+)
 from runstop.settings import settings
 from runstop.status import RunStatus, StopPhase
 from runstop.store import run_store
@@ -42,6 +54,10 @@ StopQuery = Annotated[
 ]
 LimitQuery = Annotated[int, Query(ge=1, le=runs.MAX_PAGE_SIZE, description="Runs per page.")]
 WorkerBody = Annotated[WorkerRequest | None, Body(description="Optional: which worker calls.")]
+ParentQuery = Annotated[
+    str | None,
+    Query(pattern=RUN_ID_PATTERN, description="Only the children of this run (created with it as parent_run_id)."),
+]
 CursorQuery = Annotated[
     str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page, unchanged.")
 ]
@@ -49,6 +65,10 @@ CursorQuery = Annotated[
 
 def _worker(body: WorkerRequest | None) -> str | None:
     return None if body is None else body.worker_id
+
+
+def _links(body: CreateRunRequest) -> Links:
+    return Links(body.parent_run_id, body.concurrency_key, OnActive(body.on_active or OnActive.REJECT))
 
 
 @app.post(
@@ -60,17 +80,22 @@ def _worker(body: WorkerRequest | None) -> str | None:
         201,
         Run,
         "The new run (or, for a repeated Idempotency-Key, the run the first request created).",
+        404,
         409,
         415,
         422,
         notes={
-            409: "The run_id exists, or a request with this Idempotency-Key is still in progress (Retry-After).",
+            404: "parent-not-found: parent_run_id names no run of this tenant.",
+            409: "run-exists: the run_id exists; request-in-progress: a request with this Idempotency-Key is still "
+            "in progress (Retry-After); parent-not-active: the parent is no longer pending or running (run_status "
+            "says what it is); concurrency-key-held: on_active reject and the key's run (active_run_id) is active.",
             422: "The body breaks the schema, or the Idempotency-Key was used with another body.",
         },
     ),
 )
 def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = None) -> Response[Run]:
     tenant_id = current_tenant(app)
+    links = _links(body)
     if idempotency_key is None:
         run = runs.create_run(
             run_store(),
@@ -78,6 +103,7 @@ def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = N
             body.run_id or str(uuid.uuid4()),
             body.metadata,
             stop_grace_seconds=body.stop_grace_seconds,
+            links=links,
         )
     else:
         key = idempotency_key
@@ -87,7 +113,13 @@ def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = N
             key,
             body.model_dump(mode="json"),
             lambda: runs.create_run_for_key(
-                run_store(), tenant_id, key, body.run_id, body.metadata, stop_grace_seconds=body.stop_grace_seconds
+                run_store(),
+                tenant_id,
+                key,
+                body.run_id,
+                body.metadata,
+                stop_grace_seconds=body.stop_grace_seconds,
+                links=links,
             ),
         )
     return Response(status_code=201, body=Run.model_validate(run), content_type="application/json")
@@ -96,7 +128,8 @@ def create_run(body: CreateRunRequest, idempotency_key: IdempotencyKeyHeader = N
 @app.get(
     "/runs",
     summary="List runs, newest first",
-    description="One page of the caller's runs, optionally of one status; follow next_cursor for the next page.",
+    description="One page of the caller's runs, optionally of one status, or the children of one run "
+    "(parent_run_id; not combined with status or stop); follow next_cursor for the next page.",
     responses=route_responses(200, RunPage, "A page of runs."),
 )
 def list_runs(
@@ -104,9 +137,16 @@ def list_runs(
     stop: StopQuery = None,
     limit: LimitQuery = runs.DEFAULT_PAGE_SIZE,
     cursor: CursorQuery = None,
+    parent_run_id: ParentQuery = None,
 ) -> RunPage:
     items, next_cursor = runs.list_runs(
-        run_store(), current_tenant(app), status=status, stop=stop, limit=limit, after=cursor
+        run_store(),
+        current_tenant(app),
+        status=status,
+        stop=stop,
+        limit=limit,
+        after=cursor,
+        parent_run_id=parent_run_id,
     )
     return RunPage(items=[Run.model_validate(item) for item in items], next_cursor=next_cursor)
 
@@ -209,6 +249,50 @@ def _count_stop_latency(run: dict[str, Any]) -> None:
             default_dimensions=metrics.default_dimensions,
         ) as metric:
             metric.add_dimension(name=TRIGGER_DIMENSION, value=trigger)
+
+
+@app.post(
+    "/cancel-jobs",
+    summary="Cancel every run matching a filter, as a job",
+    description="Answers at once with the job; the job then puts every run in the selected statuses that matches "
+    "the filter (created before created_before and before the job itself started, with the metadata entries and "
+    "the concurrency_key given) through the same decision as POST /runs/{run_id}/cancel, page by page. Follow it "
+    "with GET /cancel-jobs/{job_id}. With an Idempotency-Key, a repeat answers the same job.",
+    responses=route_responses(
+        202,
+        CancelJob,
+        "The job, running.",
+        415,
+        422,
+        notes={422: "The body breaks the schema, or the Idempotency-Key was used with another body."},
+    ),
+)
+def create_cancel_job(body: CancelJobRequest, idempotency_key: IdempotencyKeyHeader = None) -> Response[CancelJob]:
+    job_filter = jobs.JobFilter(
+        tuple(body.filter.status),
+        None if body.filter.created_before is None else clock.iso(body.filter.created_before),
+        body.filter.metadata,
+        body.filter.concurrency_key,
+    )
+    job = jobs.start_job(
+        jobs.job_table(),
+        current_tenant(app),
+        job_filter,
+        reason=body.reason,
+        force=body.force,
+        idempotency_key=idempotency_key,
+    )
+    return Response(status_code=202, body=CancelJob.model_validate(job), content_type="application/json")
+
+
+@app.get(
+    "/cancel-jobs/<job_id>",
+    summary="Read a cancel job",
+    description="Its state (running, done), the runs it matched so far and its counts per outcome.",
+    responses=route_responses(200, CancelJob, "The job.", 404),
+)
+def get_cancel_job(job_id: JobIdPath) -> CancelJob:
+    return CancelJob.model_validate(jobs.get_job(jobs.job_table(), current_tenant(app), job_id))
 
 
 @metrics.log_metrics

@@ -209,7 +209,7 @@ def test_run_with_a_stop_grace_on_a_service_without_stop_deadlines_keeps_the_gra
     api = FakeApi().on("POST /runs", refused, ok(run_json("r1", "pending"), 201))
     said: list[str] = []
     command = CommandRun(api.client(), ["true"], Options(stop_grace=5), say=said.append)
-    assert command._create().run_id == "r1"
+    assert command._create(None).run_id == "r1"
     assert api.bodies("POST /runs") == [{"stop_grace_seconds": 5}, {}]
     assert "stop_grace_seconds" in said[0]
 
@@ -222,7 +222,7 @@ def test_run_with_a_stop_grace_the_service_refuses_for_another_reason_fails():
     api = FakeApi().on("POST /runs", problem(422, "validation", errors=[too_big]))
     command = CommandRun(api.client(), ["true"], Options(stop_grace=5), say=lambda _: None)
     with pytest.raises(InvalidRequest):
-        command._create()
+        command._create(None)
 
 
 def test_run_with_a_stop_grace_sends_it_to_a_service_that_takes_it():
@@ -230,5 +230,5 @@ def test_run_with_a_stop_grace_sends_it_to_a_service_that_takes_it():
 
     api = FakeApi().on("POST /runs", ok(run_json("r1", "pending", stop_grace_seconds=5), 201))
     command = CommandRun(api.client(), ["true"], Options(stop_grace=5), say=lambda _: None)
-    assert command._create().run_id == "r1"
+    assert command._create(None).run_id == "r1"
     assert api.bodies("POST /runs") == [{"stop_grace_seconds": 5}]

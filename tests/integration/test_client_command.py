@@ -79,10 +79,23 @@ def test_run_adopts_the_pending_run_it_is_given(api, tenant, client):
     assert client.get(run_id).status == "success"
 
 
-def test_run_with_a_run_that_does_not_exist_exits_not_found(api, tenant):
-    done = runstop(api.url, tenant, "run", "--run-id", new_run_id(), "--", "true")
-    assert done.returncode == 4
-    assert "404" in done.stderr
+def test_run_with_a_run_id_that_does_not_exist_creates_the_run_with_that_id(api, tenant, client):
+    run_id = new_run_id()
+    done = runstop(api.url, tenant, "run", "--run-id", run_id, "--stop-grace", "5", "--", "true")
+    assert done.returncode == 0, done.stderr
+    stored = client.get(run_id)
+    assert stored.status == "success"
+    assert stored.raw.get("stop_grace_seconds") == 5
+
+
+def test_run_with_a_finished_run_exits_conflict(api, tenant, client):
+    run_id = new_run_id()
+    client.create(run_id)
+    client.start(run_id)
+    client.complete(run_id, "success")
+    done = runstop(api.url, tenant, "run", "--run-id", run_id, "--", "true")
+    assert done.returncode == 3
+    assert "success" in done.stderr
 
 
 def test_run_of_a_missing_program_completes_the_run_error_and_exits_127(api, tenant, client):

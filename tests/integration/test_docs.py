@@ -5,7 +5,9 @@ blocks never do (put deploy and aws CLI commands there). A console block is `$ c
 each followed by the output it shows. Each file runs in one bash session, in order, on empty
 tables, against the session's DynamoDB Local and local runner (what `make run` serves), with
 `http://127.0.0.1:3000` and `http://127.0.0.1:8000` rewritten to them; `make sweep` and
-`make invoke` run for real, pointed at that DynamoDB Local by `DYNAMODB_ENDPOINT`.
+`make invoke` run for real, pointed at that DynamoDB Local by `DYNAMODB_ENDPOINT`. A block
+right after `<!-- runner: jwt -->` talks to the runner in JWT mode (`RUNSTOP_AUTH=jwt make run`).
+docs/client.md is left to its own test (OWN_TEST).
 A shown status code, header, JSON field or line that differs from what the command really prints
 on stdout fails the test, and so does a command that exits non-zero;
 timestamps and UUIDs match any timestamp and UUID, `...` matches anything.
@@ -29,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from runstop_dev.ddb_local import ensure_tables
+from runstop_dev.jwt_auth import LocalIssuer
 from runstop_dev.local_api import LocalApi
 from runstop_dev.stack import LocalStack
 from runstop_dev.template import REPO_ROOT
@@ -36,7 +39,15 @@ from tests.docs_examples import Example, console_examples, differences, local
 
 pytestmark = pytest.mark.integration
 
-DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md")), REPO_ROOT / "bench" / "README.md"]
+OWN_TEST = {REPO_ROOT / "docs" / "client.md": "tests/integration/test_client_docs.py (a two-terminal session)"}
+"""Files whose examples another test runs, and which one."""
+DOCS = [
+    path
+    for path in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md")), REPO_ROOT / "bench" / "README.md"]
+    if path not in OWN_TEST
+]
+JWT_RUNNER = "runner: jwt"
+"""The marker of a block for `RUNSTOP_AUTH=jwt make run`."""
 COMMAND_TIMEOUT = 120.0
 """Generous: a command takes a second or two (an invoke imports moto), but the machine is shared."""
 
@@ -154,17 +165,39 @@ def report(example: Example, problems: list[str], printed: str, errors: str) -> 
     )
 
 
+@pytest.fixture(scope="module")
+def jwt_runner(stack: LocalStack) -> Iterator[LocalApi]:
+    """`RUNSTOP_AUTH=jwt make run`: the local issuer's own key in .local/jwt, which the
+    documented `python -m runstop_dev token` signs with (made on first use, as the runner does)."""
+    with LocalApi(stack.refs, stack.env, port=0, workers=1, quiet=True, issuer=LocalIssuer()) as served:
+        served.warm()
+        yield served
+
+
+def runner_for(example: Example, request: pytest.FixtureRequest) -> LocalApi:
+    """The session's runner (`make run`), or the JWT-mode one for a block marked so."""
+    if example.marker == JWT_RUNNER:
+        runner: LocalApi = request.getfixturevalue("jwt_runner")
+        return runner
+    assert not example.marker, f"{example.where}: unknown marker <!-- {example.marker} --> (only {JWT_RUNNER!r})"
+    api: LocalApi = request.getfixturevalue("api")
+    return api
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=[str(p.relative_to(REPO_ROOT)) for p in DOCS])
-def test_every_console_example_prints_what_the_docs_show(doc: Path, api: LocalApi, stack: LocalStack, shell: Shell):
+def test_every_console_example_prints_what_the_docs_show(
+    doc: Path, stack: LocalStack, shell: Shell, request: pytest.FixtureRequest
+):
     # Given: the file's examples, in order, on empty tables
     examples = console_examples(doc)
     failures: list[str] = []
     for example in examples:
         # When: the command runs against the local runner
-        code, printed, errors = shell.run(local(example.command, api.url, stack.endpoint))
+        url = runner_for(example, request).url
+        code, printed, errors = shell.run(local(example.command, url, stack.endpoint))
         # Then: it succeeds and prints what the docs show
         problems = [] if code == 0 else [f"exit code {code}"]
-        problems += differences(local(example.shown, api.url, stack.endpoint), printed)
+        problems += differences(local(example.shown, url, stack.endpoint), printed)
         if problems:
             failures.append(report(example, problems, printed, errors))
     assert not failures, f"{len(failures)} of {len(examples)} examples differ from the docs:\n\n" + "\n\n".join(

@@ -36,7 +36,7 @@ def test_given_no_grace_when_created_then_the_stacks_default_applies(runs_handle
     assert body_of(_create(runs_handler, "g1"))["stop_grace_seconds"] == 60
 
 
-@pytest.mark.parametrize("grace", [0, 3601, 1.5, "60"])
+@pytest.mark.parametrize("grace", [0, 3601, 1.5, "60", True])
 def test_given_a_grace_out_of_range_when_created_then_422(runs_handler, clock, grace):
     assert_problem(_create(runs_handler, "g1", stop_grace_seconds=grace), 422)
 
@@ -188,8 +188,13 @@ def test_runs_can_be_listed_by_stop_phase(runs_handler, store, clock, phase):
     assert {run["run_id"] for run in page["items"]} == expected
 
 
-def test_stop_with_another_status_is_refused(runs_handler, clock):
-    assert_problem(runs_handler(api_event("GET", "/runs", tenant=TENANT, query="stop=pending&status=running")), 400)
+def test_stop_with_another_status_lists_nothing(runs_handler, store, clock):
+    _running(store, "s1", grace=10)
+    cancel_run(store, TENANT, "s1", at=T0)
+    page = body_of(runs_handler(api_event("GET", "/runs", tenant=TENANT, query="stop=pending&status=running")))
+    assert page == {"items": [], "next_cursor": None}
+    page = body_of(runs_handler(api_event("GET", "/runs", tenant=TENANT, query="stop=pending&status=interrupted")))
+    assert [run["run_id"] for run in page["items"]] == ["s1"]
 
 
 @pytest.mark.parametrize("trigger", ["sqs", "eventbridge"])
@@ -205,3 +210,7 @@ def test_given_force_in_a_queued_or_event_cancel_then_no_grace(store, aws, clock
     assert decision.outcome is CancelOutcome.INTERRUPTED
     assert stored(aws, "q1")["stop_due"] == epoch_us(T0)
     assert stored(aws, "q1")["cancel"]["source"] == trigger
+
+
+def test_an_integral_json_number_is_an_integer_grace(runs_handler, clock):
+    assert body_of(_create(runs_handler, "g2", stop_grace_seconds=90.0))["stop_grace_seconds"] == 90

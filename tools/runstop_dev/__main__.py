@@ -46,6 +46,11 @@ def _run(args: argparse.Namespace) -> int:
             for route in api.routes:
                 print(f"  {route.method:6} {api.url}{route.path}  -> {route.function.logical_id}", flush=True)
             print(f"  GET    {api.url}/openapi.json and {api.url}/docs (Swagger UI)", flush=True)
+            for stream in api.stream_routes:
+                print(
+                    f"  stream {stream.table_id} -> {stream.pipe_id} -> {stream.queue_id} -> {stream.function_id}",
+                    flush=True,
+                )
             if api.issuer is not None:
                 print(f"  GET    {api.url}/.well-known/jwks.json (the local issuer's keys)", flush=True)
                 tenant_from = "tenant from a Bearer token; get one: .venv/bin/python -m runstop_dev token --tenant acme"

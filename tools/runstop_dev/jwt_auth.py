@@ -31,6 +31,8 @@ from jwt.algorithms import RSAAlgorithm
 from runstop_dev.template import REPO_ROOT, load_template
 
 KEY_DIR = REPO_ROOT / ".local" / "jwt"
+KEY_DIR_ENV = "RUNSTOP_JWT_DIR"
+"""Where the key is kept instead of KEY_DIR (the docs test points it at its own runner's key)."""
 LOCAL_ISSUER = "https://issuer.runstop.local"
 """The `iss` of local tokens; the local authorizer accepts no other (JwtIssuer when deployed)."""
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512")
@@ -56,7 +58,7 @@ class LocalIssuer:
     """An RSA key kept in `key_dir` (made on first use), the JWKS that publishes it, and tokens it signs."""
 
     def __init__(self, key_dir: Path | None = None, issuer: str = LOCAL_ISSUER) -> None:
-        self.key_dir = key_dir or KEY_DIR
+        self.key_dir = key_dir or Path(os.environ.get(KEY_DIR_ENV) or KEY_DIR)
         self.issuer = issuer
 
     @cached_property

@@ -39,7 +39,15 @@ from runstop_dev.jwt_auth import (
     Rejected,
     template_audiences,
 )
-from runstop_dev.template import Function, HttpRoute, function_environment, function_timeout, http_routes
+from runstop_dev.streams import StreamPipe, start_stream_pipes, stream_routes
+from runstop_dev.template import (
+    Function,
+    HttpRoute,
+    function,
+    function_environment,
+    function_timeout,
+    http_routes,
+)
 
 log = logging.getLogger("runstop.local")
 
@@ -56,6 +64,8 @@ ExtraRoute = Callable[[], tuple[int, str, bytes]]
 _handler: Callable[[dict[str, Any], Any], Any] | None = None
 _function_name = ""
 _timeout_ms = 10_000
+STREAM_WORKERS = 2
+"""Execution environments of each function fed by a stream pipe (the cascade, cancel jobs)."""
 
 
 def _init_worker(source: Function, env: dict[str, str], quiet: bool, timeout: float) -> None:
@@ -114,7 +124,11 @@ class FunctionPool:
         )
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        return self.executor.submit(_invoke, event).result(timeout=self.timeout + 5)
+        return self.submit(event).result(timeout=self.timeout + 5)
+
+    def submit(self, event: dict[str, Any]) -> Future[Any]:
+        """One invocation, answered later (the stream pipes' queues invoke this way)."""
+        return self.executor.submit(_invoke, event)
 
     def warm(self) -> Future[int]:
         return self.executor.submit(_warm)
@@ -260,8 +274,11 @@ class LocalApi:
         quiet: bool = False,
         extra_routes: dict[str, ExtraRoute] | None = None,
         issuer: LocalIssuer | None = None,
+        stream_pipes: bool = True,
     ) -> None:
-        """`issuer` turns on JWT mode: every routed request needs a token that issuer signed."""
+        """`issuer` turns on JWT mode: every routed request needs a token that issuer signed.
+        `stream_pipes` runs the template's stream -> pipe -> queue -> function routes too (the
+        cascade, cancel jobs) against the DynamoDB of `extra_env` (runstop_dev.streams)."""
         self.routes = http_routes()
         self.tenant_claim = "tenant_id"
         self.extra_routes = extra_routes or {}
@@ -272,6 +289,18 @@ class LocalApi:
                 env = {**function_environment(logical_id, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": logical_id}
                 self.tenant_claim = env.get("TENANT_CLAIM", self.tenant_claim)
                 self.pools[logical_id] = FunctionPool(route.function, env, workers, quiet, function_timeout(logical_id))
+        self.refs = refs
+        self.endpoint = extra_env.get("AWS_ENDPOINT_URL_DYNAMODB") if stream_pipes else None
+        self.stream_routes = stream_routes() if self.endpoint else []
+        for stream_route in self.stream_routes:
+            fn_id = stream_route.function_id
+            if fn_id not in self.pools:
+                env = {**function_environment(fn_id, refs), **extra_env, "AWS_LAMBDA_FUNCTION_NAME": fn_id}
+                # Two environments each: a cascade goes through a whole tree in one invocation, and
+                # every further worker process is a cold start paid during someone's cancel.
+                stream_workers = min(workers, STREAM_WORKERS)
+                self.pools[fn_id] = FunctionPool(function(fn_id), env, stream_workers, quiet, function_timeout(fn_id))
+        self.stream_pipes: list[StreamPipe] = []
         self.server = _Server((host, port), _RequestHandler)
         self.server.api = self
         self.thread: threading.Thread | None = None
@@ -315,16 +344,27 @@ class LocalApi:
         return None
 
     def start(self) -> LocalApi:
+        if self.endpoint:
+            self.stream_pipes = start_stream_pipes(
+                self.endpoint, self.refs, lambda fn: (self.pools[fn].submit, self.pools[fn].workers)
+            )
         self.thread = threading.Thread(target=self.server.serve_forever, name="runstop-local-api", daemon=True)
         self.thread.start()
         return self
 
     def stop(self) -> None:
+        for pipe in self.stream_pipes:
+            pipe.stop()
         if self.thread is not None:  # shutdown() waits forever for a loop that never started
             self.server.shutdown()
         self.server.server_close()
         for pool in self.pools.values():
             pool.close()
+
+    def streams_idle(self) -> bool:
+        """Whether every stream pipe's queue is empty with nothing in flight (records still in the
+        stream, not yet read, are not counted: wait for what you expect, not for this alone)."""
+        return all(pipe.queue.idle() for pipe in self.stream_pipes)
 
     def __enter__(self) -> LocalApi:
         return self.start()

@@ -78,3 +78,21 @@ def put_runs(client: Any, table_name: str, items: Iterable[dict[str, Any]], work
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return sum(pool.map(write, batches))
+
+
+def tree_items(
+    tenant_id: str, root_id: str, size: int, fanout: int, at: datetime, status: RunStatus = RunStatus.RUNNING
+) -> list[dict[str, Any]]:
+    """A tree of `size` runs under `root_id`, filled breadth first with `fanout` children per run,
+    each with the attributes a create under its parent writes (parent_run_id and its index key)
+    and each parent counting its children, as runstop.trees's transactions leave them."""
+    from runstop.status import parent_key
+
+    items = [run_item(tenant_id, root_id, status, at)]
+    for index in range(1, size):
+        parent = items[(index - 1) // fanout]
+        child = run_item(tenant_id, f"{root_id}.{index}", status, at)
+        child.update(parent_run_id=parent["run_id"], tenant_parent=parent_key(tenant_id, parent["run_id"]))
+        parent["children"] = int(parent.get("children", 0)) + 1
+        items.append(child)
+    return items

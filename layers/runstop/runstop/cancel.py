@@ -8,6 +8,7 @@ accepted). So interrupted, already_interrupted and conflict cost one request, ab
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +23,7 @@ from runstop.status import (
     CANCEL_VARIANTS,
     FINAL,
     INTERRUPT_RUNNING,
+    Change,
     RunStatus,
     Transition,
     changes,
@@ -85,6 +87,49 @@ def cancel_metric(outcome: str) -> str:
     return f"Cancel.{outcome}"
 
 
+def cancel_record(
+    at: datetime,
+    *,
+    reason: str | None,
+    source: str,
+    idempotency_key: str | None = None,
+    force: bool = False,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run's `cancel` attribute: why, when, by which trigger (and with which key, force, links)."""
+    record: dict[str, Any] = {"reason": reason, "requested_at": clock.iso(at), "source": source}
+    if idempotency_key is not None:
+        record["idempotency_key"] = idempotency_key
+    if force:
+        record["force"] = True
+    record.update(extra or {})
+    return record
+
+
+def cancel_change(
+    tenant_id: str,
+    run_id: str,
+    status: RunStatus,
+    *,
+    at: datetime,
+    record: Mapping[str, Any],
+    token: str,
+    force: bool = False,
+) -> tuple[Transition, Change]:
+    """The conditional write that interrupts the run from `status` (its variant of cancel): a running
+    run gets `stop_due` = requested_at + its own grace, computed by DynamoDB in the update (`force`:
+    no grace). Shared by cancel_run and the create that supersedes its key's run in its transaction."""
+    transition = CANCEL_VARIANTS[status]
+    payload: dict[str, Any] = {"cancel": dict(record)}
+    if status is RunStatus.RUNNING:
+        requested_us = clock.epoch_us(at)
+        payload["stop_due"] = requested_us if force else Offset(requested_us, "stop_grace_us", settings().stop_grace_us)
+    change = changes(
+        transition, tenant_id=tenant_id, run_id=run_id, at=at, retention_days=settings().retention_days, token=token
+    ).plus(payload)
+    return transition, change
+
+
 def cancel_run(
     store: RunStore,
     tenant_id: str,
@@ -97,6 +142,7 @@ def cancel_run(
     at: datetime | None = None,
     stale_before: datetime | None = None,
     expect: RunStatus = RunStatus.RUNNING,
+    extra: Mapping[str, Any] | None = None,
 ) -> CancelDecision:
     """Interrupt the run if it is active; otherwise say what it already is.
 
@@ -109,34 +155,21 @@ def cancel_run(
     With `stale_before` (the sweeper), the run is interrupted only if it is also stale: its
     sweep_at (last heartbeat, or creation while pending) is older than that moment, checked in
     the same conditional update, so a heartbeat that lands after the sweeper's query wins.
+    `extra` adds to the cancel record (a cascade's `root_run_id`).
     """
     moment = at or clock.now()
     stale = None if stale_before is None else "sweep_at < :stale_before"
     stale_values = None if stale_before is None else {":stale_before": clock.iso(stale_before)}
-    record: dict[str, Any] = {"reason": reason, "requested_at": clock.iso(moment), "source": source}
-    if idempotency_key is not None:
-        record["idempotency_key"] = idempotency_key
-    if force:
-        record["force"] = True
+    record = cancel_record(
+        moment, reason=reason, source=source, idempotency_key=idempotency_key, force=force, extra=extra
+    )
     # The request's identity: a retry that finds this token on the run knows the cancel is its own.
     token = request_token(idempotency_key)
-    requested_us = clock.epoch_us(moment)
-    deadline: Any = requested_us if force else Offset(requested_us, "stop_grace_us", settings().stop_grace_us)
-    payload: dict[RunStatus, dict[str, Any]] = {
-        RunStatus.RUNNING: {"cancel": record, "stop_due": deadline},
-        RunStatus.PENDING: {"cancel": record},
-    }
     status = expect
     for _ in range(_MAX_ATTEMPTS):
-        transition = CANCEL_VARIANTS[status]
-        change = changes(
-            transition,
-            tenant_id=tenant_id,
-            run_id=run_id,
-            at=moment,
-            retention_days=settings().retention_days,
-            token=token,
-        ).plus(payload[status])
+        transition, change = cancel_change(
+            tenant_id, run_id, status, at=moment, record=record, token=token, force=force
+        )
         try:
             run = store.apply(tenant_id, run_id, transition, change, condition=stale, condition_values=stale_values)
             return CancelDecision(run_id, CancelOutcome.INTERRUPTED, public_view(run))

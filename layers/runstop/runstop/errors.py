@@ -87,3 +87,41 @@ class RequestInProgress(RunstopError):
     """The first request with this Idempotency-Key is still running; retry to get its answer."""
 
     retry_after_seconds = 1
+
+
+class ParentNotFound(RunNotFound):
+    """The parent_run_id of a create names no run of the caller's tenant."""
+
+    def __init__(self, parent_run_id: str) -> None:
+        RunstopError.__init__(self, f"parent run {parent_run_id!r} not found")
+        self.run_id = parent_run_id
+
+
+class ParentNotActive(RunstopError):
+    """The parent named by a create is no longer pending or running: no child may join it."""
+
+    def __init__(self, parent_run_id: str, run_status: str) -> None:
+        super().__init__(f"parent run {parent_run_id!r} is {run_status}; no run can be created under it")
+        self.run_id = parent_run_id
+        self.run_status = run_status
+
+
+class ConcurrencyKeyHeld(RunstopError):
+    """The key's run is active and the create asked to be refused then (on_active: reject)."""
+
+    def __init__(self, concurrency_key: str, active_run_id: str, run_status: str) -> None:
+        super().__init__(f"concurrency key {concurrency_key!r} is held by run {active_run_id!r}, which is {run_status}")
+        self.concurrency_key = concurrency_key
+        self.active_run_id = active_run_id
+        self.run_status = run_status
+
+
+class CascadeIncomplete(StoreUnavailable):
+    """Fewer children listed than the parent counts, after every listing: the index still lags
+    (or DynamoDB failed), so the queue delivers the cascade again."""
+
+
+class CancelJobNotFound(RunstopError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"cancel job {job_id!r} not found")
+        self.job_id = job_id

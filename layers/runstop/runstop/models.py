@@ -4,9 +4,20 @@ of the OpenAPI document. Not imported on the cancel path (pydantic's cold start)
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StrictBool, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from runstop.bulk import MAX_BULK_RUNS
 from runstop.cancel import MAX_REASON_LENGTH
@@ -15,9 +26,29 @@ from runstop.limits import text_problem, value_problems
 from runstop.status import RunStatus
 
 MAX_METADATA_BYTES = 4096
+MAX_CONCURRENCY_KEY_LENGTH = 256
+
+
+def _storable_text(value: str | None) -> str | None:
+    problem = None if value is None else text_problem(value)
+    if problem:
+        raise ValueError(f"the text {problem}")
+    return value
+
 
 RunId = Annotated[str, Field(pattern=RUN_ID_PATTERN, examples=["run-2026-11-23.001"])]
 Timestamp = Annotated[str, Field(examples=["2026-11-23T21:12:27.123456Z"])]
+ConcurrencyKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_CONCURRENCY_KEY_LENGTH,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        examples=["thread-42"],
+        description="Any text without control characters, at most 256 characters.",
+    ),
+    AfterValidator(_storable_text),
+]
 
 
 class Strict(BaseModel):
@@ -29,8 +60,17 @@ class Strict(BaseModel):
 class CancelRecord(BaseModel):
     reason: str | None = None
     requested_at: Timestamp
-    source: str = Field(description="Which trigger cancelled: api, bulk, sqs, eventbridge, sweeper.")
+    source: str = Field(
+        description="Which trigger cancelled: api, bulk, sqs, eventbridge, sweeper, cascade (its parent was "
+        "cancelled), superseded (a run created with its concurrency_key and on_active interrupt), job (a cancel job)."
+    )
     idempotency_key: str | None = Field(default=None, description="The cancelling request's Idempotency-Key.")
+    root_run_id: RunId | None = Field(
+        default=None, description="With source cascade: the run whose cancel started the cascade."
+    )
+    superseded_by: RunId | None = Field(
+        default=None, description="With source superseded: the run created in its place."
+    )
     force: bool | None = Field(default=None, description="true when the cancel gave the worker no grace.")
 
 
@@ -65,6 +105,8 @@ class Run(BaseModel):
     )
     version: int = Field(ge=1, description="Increments on every change.")
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    parent_run_id: RunId | None = Field(default=None, description="The run this run was created under.")
+    concurrency_key: ConcurrencyKey | None = Field(default=None, description="The key this run was created with.")
 
 
 class RunPage(BaseModel):
@@ -75,37 +117,62 @@ class RunPage(BaseModel):
     )
 
 
+def _small_and_storable(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    try:
+        encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise ValueError("metadata must not contain NaN or Infinity") from None
+    problems = value_problems(value, "metadata")
+    if problems:
+        raise ValueError("; ".join(problems[:5]))
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
+    return value
+
+
+Metadata = Annotated[dict[str, JsonValue], AfterValidator(_small_and_storable)]
+
+
 class CreateRunRequest(Strict):
     run_id: RunId | None = Field(default=None, description="Generated when absent.")
-    metadata: dict[str, JsonValue] = Field(default_factory=dict, description="At most 4 KB as compact JSON.")
+    metadata: Metadata = Field(default_factory=dict, description="At most 4 KB as compact JSON.")
+    parent_run_id: RunId | None = Field(
+        default=None,
+        description="Create the run under this run of the same tenant: only while that run is pending or running "
+        "(else 409 with its run_status; 404 if there is no such run). Cancelling a run cancels its active "
+        "descendants (cancel.source cascade).",
+    )
+    concurrency_key: ConcurrencyKey | None = Field(
+        default=None, description="At most one run per tenant and key is active; on_active says what to do if one is."
+    )
+    on_active: Literal["reject", "interrupt"] | None = Field(
+        default=None,
+        description="Only with concurrency_key (default reject): reject answers 409 naming the key's active run "
+        "(active_run_id); interrupt interrupts it (cancel.source superseded, cancel.superseded_by this run) and "
+        "creates this run, in one transaction.",
+    )
     stop_grace_seconds: int | None = Field(
         default=None,
         ge=1,
         le=3600,
-        strict=True,
         description="Seconds a worker has to stop after a cancel; default: the stack's StopGraceSeconds.",
     )
 
-    @field_validator("metadata")
+    @field_validator("stop_grace_seconds", mode="before")
     @classmethod
-    def _small_and_storable(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        try:
-            encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
-        except ValueError:
-            raise ValueError("metadata must not contain NaN or Infinity") from None
-        problems = value_problems(value, "metadata")
-        if problems:
-            raise ValueError("; ".join(problems[:5]))
-        if len(encoded.encode()) > MAX_METADATA_BYTES:
-            raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
+    def _a_json_number(cls, value: object) -> object:
+        # JSON Schema's integer: 60 and 60.0, never "60" or true (pydantic's lax mode would take them).
+        if isinstance(value, (str, bool)):
+            raise ValueError("stop_grace_seconds must be a JSON integer")
         return value
 
-
-def _storable_text(value: str | None) -> str | None:
-    problem = None if value is None else text_problem(value)
-    if problem:
-        raise ValueError(f"the text {problem}")
-    return value
+    @model_validator(mode="after")
+    def _on_active_needs_a_key(self) -> CreateRunRequest:
+        if self.on_active is not None and self.concurrency_key is None:
+            raise ValueError("on_active needs a concurrency_key")
+        if self.parent_run_id is not None and self.parent_run_id == self.run_id:
+            raise ValueError("a run cannot be its own parent")
+        return self
 
 
 Reason = Annotated[str | None, Field(max_length=MAX_REASON_LENGTH), AfterValidator(_storable_text)]
@@ -184,6 +251,70 @@ class BulkCancelResponse(BaseModel):
     results: list[BulkCancelResult]
 
 
+class CancelJobFilter(Strict):
+    status: list[RunStatus] = Field(
+        default_factory=lambda: [RunStatus.PENDING, RunStatus.RUNNING],
+        min_length=1,
+        description="Runs in any of these statuses (default pending and running); each is read from its own "
+        "index partition, so a job costs in proportion to the runs in these statuses, not the table.",
+    )
+    created_before: AwareDatetime | None = Field(
+        default=None,
+        description="Only runs created before this moment (ISO 8601 with a time zone). Runs created after the job "
+        "started are never touched, whatever this says.",
+    )
+    metadata: Metadata = Field(
+        default_factory=dict, description="Only runs whose metadata has each of these top-level entries, equal."
+    )
+    concurrency_key: ConcurrencyKey | None = Field(default=None, description="Only runs created with this key.")
+
+    @field_validator("status")
+    @classmethod
+    def _distinct(cls, value: list[RunStatus]) -> list[RunStatus]:
+        return list(dict.fromkeys(value))
+
+    @field_validator("created_before")
+    @classmethod
+    def _in_utc_range(cls, value: datetime | None) -> datetime | None:
+        try:
+            return None if value is None else value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("created_before is outside the range of UTC timestamps") from None
+
+
+class CancelJobRequest(Strict):
+    filter: CancelJobFilter
+    reason: Reason = None
+    force: Force = False
+
+
+class CancelJobFilterView(BaseModel):
+    status: list[RunStatus]
+    created_before: Timestamp | None = None
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    concurrency_key: str | None = None
+
+
+class CancelJobCounts(BaseModel):
+    interrupted: int = Field(ge=0, description="Runs this job interrupted.")
+    already_interrupted: int = Field(ge=0, description="Runs interrupted before this job decided them.")
+    conflict: int = Field(ge=0, description="Runs that had finished (success, error, timeout).")
+    failed: int = Field(ge=0, description="Runs DynamoDB kept refusing to decide; cancel them again.")
+
+
+class CancelJob(BaseModel):
+    job_id: str
+    state: Literal["running", "done"]
+    filter: CancelJobFilterView
+    reason: str | None = None
+    force: bool = False
+    created_at: Timestamp = Field(description="When the job started: runs created from then on are not touched.")
+    updated_at: Timestamp
+    finished_at: Timestamp | None = None
+    matched: int = Field(ge=0, description="Runs found matching the filter so far; each counted in one outcome.")
+    counts: CancelJobCounts
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details; extension members depend on the problem type."""
 
@@ -195,3 +326,7 @@ class Problem(BaseModel):
     detail: str
     run_id: str | None = None
     run_status: RunStatus | None = None
+    parent_run_id: str | None = Field(default=None, description="parent-not-found, parent-not-active: the parent.")
+    concurrency_key: str | None = Field(default=None, description="concurrency-key-held: the key.")
+    active_run_id: str | None = Field(default=None, description="concurrency-key-held: the key's active run.")
+    job_id: str | None = Field(default=None, description="cancel-job-not-found: the job.")

@@ -8,9 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from runstop.errors import (
+    CancelJobNotFound,
+    ConcurrencyKeyHeld,
     IdempotencyKeyReused,
     InvalidBody,
     InvalidInput,
+    ParentNotActive,
+    ParentNotFound,
     RequestInProgress,
     RunAlreadyExists,
     RunNotFound,
@@ -55,6 +59,32 @@ def problem_for(error: Exception) -> tuple[dict[str, Any], dict[str, str]]:
             return unsupported_media_type(), {}
         case Unauthorized():
             return problem(401, "Unauthorized", str(error), "unauthorized"), {}
+        case ParentNotFound():
+            body = problem(404, "Parent run not found", str(error), "parent-not-found", parent_run_id=error.run_id)
+            return body, {}
+        case ParentNotActive():
+            body = problem(
+                409,
+                "Parent run not active",
+                str(error),
+                "parent-not-active",
+                parent_run_id=error.run_id,
+                run_status=error.run_status,
+            )
+            return body, {}
+        case ConcurrencyKeyHeld():
+            body = problem(
+                409,
+                "Concurrency key held",
+                str(error),
+                "concurrency-key-held",
+                concurrency_key=error.concurrency_key,
+                active_run_id=error.active_run_id,
+                run_status=error.run_status,
+            )
+            return body, {}
+        case CancelJobNotFound():
+            return problem(404, "Cancel job not found", str(error), "cancel-job-not-found", job_id=error.job_id), {}
         case RunNotFound():
             return problem(404, "Run not found", str(error), "run-not-found", run_id=error.run_id), {}
         case RunAlreadyExists():

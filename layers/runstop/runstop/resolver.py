@@ -27,6 +27,7 @@ from runstop.problems import PROBLEM_CONTENT_TYPE, problem, problem_for, unsuppo
 logger = Logger(child=True)
 
 RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="The run's id within the caller's tenant.")]
+JobIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="The cancel job's id within the caller's tenant.")]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
@@ -80,7 +81,7 @@ def _validation_problem(error: RequestValidationError) -> Response[Any]:
 _PROBLEM_DESCRIPTIONS = {
     400: "Malformed request: bad JSON, a run_id that does not match the pattern, or a bad parameter.",
     401: "No tenant claim in the token.",
-    404: "No such run for this tenant.",
+    404: "No such run (or job) for this tenant.",
     409: "The run's status forbids this; run_status says what it is.",
     415: "The body is not application/json.",
     422: "The request body breaks the schema; errors lists where.",

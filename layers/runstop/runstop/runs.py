@@ -16,6 +16,7 @@ from typing import Any
 from runstop import clock, cursor
 from runstop.errors import InvalidInput, RunAlreadyExists, RunNotFound, RunstopError, TransitionConflict
 from runstop.ids import request_token
+from runstop.links import NO_LINKS, Links, check_links, put_linked
 from runstop.settings import settings
 from runstop.status import (
     ACKNOWLEDGE_STOP,
@@ -30,9 +31,11 @@ from runstop.status import (
     Transition,
     changes,
     new_run,
+    parent_key,
     public_view,
 )
 from runstop.store import ConditionFailed, RunStore
+from runstop.trees import BY_PARENT_INDEX
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -49,12 +52,15 @@ def create_run(
     *,
     token: str | None = None,
     stop_grace_seconds: int | None = None,
+    links: Links = NO_LINKS,
 ) -> dict[str, Any]:
     """Store a new pending run; RunAlreadyExists if the id is taken in this tenant by another request.
 
     The request's token is stored with the run, so a retry of this very request (the SDK's,
-    after DynamoDB applied the write but its answer was lost) gets the run, not a 409.
+    after DynamoDB applied the write but its answer was lost) gets the run, not a 409. A run
+    with links (a parent, a concurrency key) is put in one transaction with their conditions.
     """
+    check_links(run_id, links)
     token = token or request_token()
     grace = stop_grace_seconds or settings().stop_grace_seconds
     item = new_run(
@@ -66,9 +72,13 @@ def create_run(
         metadata=metadata,
         stop_grace_seconds=grace,
         stop_grace_us=grace * 1_000_000,  # what a cancel adds to its requested_at, inside its update
+        **links.fields(),
     )
     try:
-        store.put_new(item)
+        if links:
+            put_linked(store, item, links)
+        else:
+            store.put_new(item)
     except RunAlreadyExists as exists:
         if exists.existing is not None and CREATE.wrote(exists.existing, token):
             return public_view(exists.existing)
@@ -84,6 +94,7 @@ def create_run_for_key(
     metadata: dict[str, Any],
     *,
     stop_grace_seconds: int | None = None,
+    links: Links = NO_LINKS,
 ) -> dict[str, Any]:
     """Create a run for a request with an Idempotency-Key (runstop.idempotency runs this once).
 
@@ -93,13 +104,14 @@ def create_run_for_key(
     """
     derived = run_id or str(uuid.uuid5(_KEYED_RUN_IDS, f"{tenant_id}\n{key}"))
     # The key and the request it came with: the key reused with another request is not this write.
-    request = json.dumps(
-        {"run_id": run_id, "metadata": metadata, "stop_grace_seconds": stop_grace_seconds},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    fields: dict[str, Any] = {"run_id": run_id, "metadata": metadata, "stop_grace_seconds": stop_grace_seconds}
+    if links:  # only then: the tokens of runs created without links stay what they were
+        fields.update(links.fields(), on_active=links.on_active.value)
+    request = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     token = f"{request_token(key)}#{hashlib.sha256(request.encode()).hexdigest()}"
-    return create_run(store, tenant_id, derived, metadata, token=token, stop_grace_seconds=stop_grace_seconds)
+    return create_run(
+        store, tenant_id, derived, metadata, token=token, stop_grace_seconds=stop_grace_seconds, links=links
+    )
 
 
 def get_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
@@ -109,12 +121,20 @@ def get_run(store: RunStore, tenant_id: str, run_id: str) -> dict[str, Any]:
     return public_view(run)
 
 
-def listing(tenant_id: str, *, status: RunStatus | None = None, stop: StopPhase | None = None) -> cursor.Listing:
-    """Which index partition serves a filter: ByStop for a stop phase, ByStatus for a status,
-    else ByCreated; each a tenant's own partition, newest first."""
+def listing(
+    tenant_id: str,
+    *,
+    status: RunStatus | None = None,
+    stop: StopPhase | None = None,
+    parent_run_id: str | None = None,
+) -> cursor.Listing:
+    """Which index partition serves a filter: ByParent for a run's children, ByStop for a stop
+    phase, ByStatus for a status, else ByCreated; each a tenant's own partition, newest first."""
+    if parent_run_id is not None:
+        if status is not None or stop is not None:
+            raise InvalidInput("parent_run_id lists a run's children only; leave status and stop out")
+        return cursor.Listing(tenant_id, BY_PARENT_INDEX, "tenant_parent", parent_key(tenant_id, parent_run_id))
     if stop is not None:
-        if status not in (None, RunStatus.INTERRUPTED):
-            raise InvalidInput("stop lists interrupted runs only; leave status out or set it to interrupted")
         return cursor.Listing(tenant_id, "ByStop", "tenant_stop", f"{tenant_id}#{stop.value}")
     if status is not None:
         return cursor.Listing(tenant_id, "ByStatus", "tenant_status", f"{tenant_id}#{status.value}")
@@ -129,6 +149,7 @@ def list_runs(
     stop: StopPhase | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     after: str | None = None,
+    parent_run_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the tenant's runs, newest first, and the cursor of the next page (None: last page).
 
@@ -137,7 +158,9 @@ def list_runs(
     """
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
-    chosen = listing(tenant_id, status=status, stop=stop)
+    if stop is not None and parent_run_id is None and status not in (None, RunStatus.INTERRUPTED):
+        return [], None  # only interrupted runs have a stop phase: no run is in both
+    chosen = listing(tenant_id, status=status, stop=stop, parent_run_id=parent_run_id)
     start = None if after is None else cursor.decode(after, chosen)
     items, truncated = store.query_newest_first(
         chosen.index, (chosen.attribute, chosen.value), limit=limit + 1, start_after=start

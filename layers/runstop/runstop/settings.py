@@ -30,6 +30,10 @@ class Settings:
     """IDEMPOTENCY_TABLE: Powertools Idempotency's table (runs API only)."""
     dead_letter_queue_url: str | None = None
     """DEAD_LETTER_QUEUE_URL: where a trigger parks input that can never succeed."""
+    concurrency_keys_table: str | None = None
+    """CONCURRENCY_KEYS_TABLE: the active run of each (tenant, concurrency key)."""
+    cancel_jobs_table: str | None = None
+    """CANCEL_JOBS_TABLE: cancel-by-filter jobs, their cursor and counts."""
     dynamodb_max_attempts: int = 3
     """DYNAMODB_MAX_ATTEMPTS: tries per DynamoDB call, the first included."""
     dynamodb_connect_timeout: float = 1.0
@@ -70,6 +74,8 @@ class Settings:
             retention_days=get("RETENTION_DAYS", int, defaults.retention_days),
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL") or None,
+            concurrency_keys_table=env.get("CONCURRENCY_KEYS_TABLE") or None,
+            cancel_jobs_table=env.get("CANCEL_JOBS_TABLE") or None,
             dynamodb_max_attempts=get("DYNAMODB_MAX_ATTEMPTS", int, defaults.dynamodb_max_attempts),
             dynamodb_connect_timeout=get("DYNAMODB_CONNECT_TIMEOUT", float, defaults.dynamodb_connect_timeout),
             dynamodb_read_timeout=get("DYNAMODB_READ_TIMEOUT", float, defaults.dynamodb_read_timeout),

@@ -51,6 +51,8 @@ INTERNAL_ATTRIBUTES = frozenset(
         "create_token",
         "complete_token",
         "cancel_token",
+        "tenant_parent",
+        "children",
     }
 )
 """Attributes that exist only for indexes, housekeeping and write identity, never shown to clients."""
@@ -243,6 +245,11 @@ def changes(
     return Change(values, removed)
 
 
+def parent_key(tenant_id: str, parent_run_id: str) -> str:
+    """The ByParent index partition of a run's children (only children carry it: a sparse index)."""
+    return f"{tenant_id}#{parent_run_id}"
+
+
 def new_run(
     tenant_id: str, run_id: str, *, at: datetime, retention_days: int, token: str | None = None, **fields: Any
 ) -> dict[str, Any]:
@@ -254,8 +261,10 @@ def new_run(
         "version": 1,
         "metadata": {},
         "created_key": f"{stamp}#{run_id}",
-        **fields,
+        **{name: value for name, value in fields.items() if value is not None},
     }
+    if item.get("parent_run_id"):
+        item["tenant_parent"] = parent_key(tenant_id, item["parent_run_id"])
     change = changes(CREATE, tenant_id=tenant_id, run_id=run_id, at=at, retention_days=retention_days, token=token)
     return change.applied_to(item)
 

@@ -7,7 +7,8 @@ exists anywhere; on a failed condition the item comes back in the same round tri
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import random
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from runstop import clock
 from runstop.errors import InvalidInput, RunAlreadyExists, StoreUnavailable
 from runstop.item_codec import deserialize_item, serialize
 from runstop.settings import settings
@@ -78,6 +80,87 @@ class Offset:
     value: int
     attribute: str
     default: int
+
+
+TRANSACTION_CONFLICT_TRIES = 6
+"""Tries of a write that meets a transaction in progress on its item (a child being created
+under a run makes the run's own writes wait that long at most)."""
+
+
+def conflict_backoff(attempt: int) -> float:
+    """Seconds to wait before try `attempt + 1` after a transaction conflict: short, jittered."""
+    return float(min(0.2, 0.005 * 2**attempt) * (0.5 + random.random()))
+
+
+def update_request(
+    table_name: str,
+    key: Mapping[str, Any],
+    transition: Transition,
+    change: Change,
+    condition: str | None = None,
+    condition_values: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The arguments of the conditional update that makes `transition` (the status machine's
+    sources and guard, plus `condition`): for UpdateItem, or as the Update of a transaction."""
+    names = {"#status": "status"}
+    values: dict[str, Any] = {":one": {"N": "1"}}
+    values.update({placeholder: serialize(value) for placeholder, value in (condition_values or {}).items()})
+    sets = ["version = version + :one"]
+    for i, (attr, value) in enumerate(change.set.items()):
+        names[f"#s{i}"] = attr
+        if isinstance(value, Offset):
+            names[f"#o{i}"] = value.attribute
+            values[f":s{i}"] = serialize(value.value)
+            values[f":o{i}"] = serialize(value.default)
+            sets.append(f"#s{i} = :s{i} + if_not_exists(#o{i}, :o{i})")
+            continue
+        values[f":s{i}"] = serialize(value)
+        sets.append(f"#s{i} = :s{i}")
+    allowed = []
+    for i, status in enumerate(sorted(transition.sources)):
+        values[f":from{i}"] = {"S": str(status)}
+        allowed.append(f":from{i}")
+    clauses = [f"#status IN ({', '.join(allowed)})", transition.guard, condition]
+    expression = "SET " + ", ".join(sets)
+    if change.remove:
+        for i, attr in enumerate(change.remove):
+            names[f"#r{i}"] = attr
+        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(change.remove)))
+    return {
+        "TableName": table_name,
+        "Key": dict(key),
+        "UpdateExpression": expression,
+        "ConditionExpression": " AND ".join(c for c in clauses if c),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why one item of a transaction did not apply: DynamoDB's code ("None" for an item that was
+    fine) and, for a failed condition, the item as it stood (None: absent)."""
+
+    code: str
+    item: dict[str, Any] | None
+
+    @property
+    def condition_failed(self) -> bool:
+        return self.code == "ConditionalCheckFailed"
+
+
+class TransactionRefused(Exception):
+    """A transaction did not apply; `reasons` has one Refusal per item, in order."""
+
+    def __init__(self, reasons: list[Refusal]) -> None:
+        super().__init__(", ".join(r.code for r in reasons) or "transaction cancelled")
+        self.reasons = reasons
+
+    @property
+    def conflicted(self) -> bool:
+        """Only another transaction in flight on one of the items: trying again may well apply."""
+        return not any(r.condition_failed for r in self.reasons)
 
 
 class ConditionFailed(Exception):
@@ -203,46 +286,74 @@ class RunStore:
 
         Returns the run after the update; raises ConditionFailed with the run as it was.
         """
-        names = {"#status": "status"}
-        values: dict[str, Any] = {":one": {"N": "1"}}
-        values.update({placeholder: serialize(value) for placeholder, value in (condition_values or {}).items()})
-        sets = ["version = version + :one"]
-        for i, (attr, value) in enumerate(change.set.items()):
-            names[f"#s{i}"] = attr
-            if isinstance(value, Offset):
-                names[f"#o{i}"] = value.attribute
-                values[f":s{i}"] = serialize(value.value)
-                values[f":o{i}"] = serialize(value.default)
-                sets.append(f"#s{i} = :s{i} + if_not_exists(#o{i}, :o{i})")
-                continue
-            values[f":s{i}"] = serialize(value)
-            sets.append(f"#s{i} = :s{i}")
-        allowed = []
-        for i, status in enumerate(sorted(transition.sources)):
-            values[f":from{i}"] = {"S": str(status)}
-            allowed.append(f":from{i}")
-        clauses = [f"#status IN ({', '.join(allowed)})", transition.guard, condition]
-        expression = "SET " + ", ".join(sets)
-        if change.remove:
-            for i, attr in enumerate(change.remove):
-                names[f"#r{i}"] = attr
-            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(change.remove)))
+        request = update_request(
+            self.table_name, self.key(tenant_id, run_id), transition, change, condition, condition_values
+        )
+        for attempt in range(TRANSACTION_CONFLICT_TRIES):
+            with translate_errors():
+                try:
+                    response = self.client.update_item(**request, ReturnValues="ALL_NEW")
+                except self.client.exceptions.ConditionalCheckFailedException as error:
+                    old: Mapping[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
+                    raise ConditionFailed(deserialize_item(old) if old else None) from error
+                except self.client.exceptions.TransactionConflictException:
+                    # A transaction holds the run this instant (a child being created under it):
+                    # nothing was written, and the transaction ends within milliseconds.
+                    if attempt + 1 == TRANSACTION_CONFLICT_TRIES:
+                        raise
+                    clock.sleep(conflict_backoff(attempt))
+                    continue
+            return deserialize_item(response["Attributes"])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def transact(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """One TransactWriteItems: every item applies, or none does.
+
+        Raises TransactionRefused with each item's reason (and, for a failed condition, the item
+        as it stood) so the caller decides from what it sees. The SDK sends one ClientRequestToken
+        with all its retries, so a retry after a lost answer does not apply the writes twice.
+        """
         with translate_errors():
             try:
-                response = self.client.update_item(
-                    TableName=self.table_name,
-                    Key=self.key(tenant_id, run_id),
-                    UpdateExpression=expression,
-                    ConditionExpression=" AND ".join(c for c in clauses if c),
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except self.client.exceptions.ConditionalCheckFailedException as error:
-                old: Mapping[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
-                raise ConditionFailed(deserialize_item(old) if old else None) from error
-        return deserialize_item(response["Attributes"])
+                self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
+            except self.client.exceptions.TransactionCanceledException as error:
+                raw = error.response.get("CancellationReasons") or []
+                reasons = [
+                    Refusal(str(r.get("Code") or "None"), deserialize_item(r["Item"]) if r.get("Item") else None)
+                    for r in raw
+                ]
+                raise TransactionRefused(reasons) from error
+
+    def query_page(
+        self,
+        index_name: str,
+        key_condition: str,
+        values: Mapping[str, Any],
+        *,
+        limit: int,
+        newest_first: bool = False,
+        start_key: Mapping[str, Any] | None = None,
+        consistent: bool = False,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, float]:
+        """One page of an index (None: the table) under `key_condition`: the items, where the next
+        page starts (None: last) and the read units it cost."""
+        extra: dict[str, Any] = {"ExclusiveStartKey": dict(start_key)} if start_key else {}
+        if index_name:
+            extra["IndexName"] = index_name
+        with translate_errors():
+            response = self.client.query(
+                TableName=self.table_name,
+                KeyConditionExpression=key_condition,
+                ExpressionAttributeValues={name: serialize(value) for name, value in values.items()},
+                ScanIndexForward=not newest_first,
+                Limit=limit,
+                ConsistentRead=consistent,
+                ReturnConsumedCapacity="TOTAL",
+                **extra,
+            )
+        items = [deserialize_item(item) for item in response.get("Items", [])]
+        units = float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
+        return items, response.get("LastEvaluatedKey"), units
 
     def query_newest_first(
         self,
@@ -306,6 +417,8 @@ __all__ = [
     "ActivePage",
     "ConditionFailed",
     "Offset",
+    "Refusal",
     "RunStore",
+    "TransactionRefused",
     "run_store",
 ]
