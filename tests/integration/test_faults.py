@@ -61,7 +61,7 @@ def faulty_http(stack: LocalStack, fault_proxy: FaultProxy) -> Iterator[httpx.Cl
         "DYNAMODB_READ_TIMEOUT": str(READ_TIMEOUT),
         "DYNAMODB_CONNECT_TIMEOUT": str(READ_TIMEOUT),
     }
-    with LocalApi(stack.refs, env, port=0, workers=CLIENTS, quiet=True) as api:
+    with LocalApi(stack.refs, env, port=0, workers=CLIENTS, quiet=True, stream_pipes=False) as api:
         api.warm(every_environment=True)
         limits = httpx.Limits(max_connections=4 * CLIENTS, max_keepalive_connections=4 * CLIENTS)
         with httpx.Client(base_url=api.url, timeout=60, limits=limits) as client:
