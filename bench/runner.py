@@ -23,8 +23,9 @@ class DesignApi(LocalApi):
     def __init__(
         self, refs: dict[str, str], env: dict[str, str], designs: Sequence[Design], workers: Mapping[str, int]
     ) -> None:
-        # The template's own pools start no process unless a request reaches them.
-        super().__init__(refs, env, port=0, workers=1, quiet=True)
+        # The template's own pools start no process unless a request reaches them. No stream pipes:
+        # they would poll DynamoDB through the counting proxy and put their requests in the rows.
+        super().__init__(refs, env, port=0, workers=1, quiet=True, stream_pipes=False)
         self.designs = {d.name: d for d in designs}
         self.workers = dict(workers)
         base = function_environment(CANCEL_FUNCTION, refs)

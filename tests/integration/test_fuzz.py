@@ -65,7 +65,9 @@ def _not_the_services(case: schemathesis.Case, status: int, failure: Failure) ->
       opaque; only a page's next_cursor is valid): 400;
     - a schema-valid body DynamoDB cannot store (lone surrogates, nesting past 32 levels, numbers
       out of its range, empty keys: runstop.limits) or metadata over 4 KB as JSON, which the
-      document says in prose only: 422."""
+      document says in prose only: 422;
+    - a create whose fields contradict each other, which JSON Schema cannot say and the
+      document says in prose: a run as its own parent, on_active without concurrency_key: 422."""
     check = failure.checks[0] if failure.checks else ""
     if check == "negative_data_rejection":
         return _negated_parameters(case) == {"authorization"}
@@ -73,7 +75,16 @@ def _not_the_services(case: schemathesis.Case, status: int, failure: Failure) ->
         return False
     if case.operation.label == "GET /runs":
         return status == 400 and "cursor" in (case.query or {})
-    return status == 422 and _unstorable(case.body)
+    return status == 422 and (_unstorable(case.body) or _contradictory_create(case))
+
+
+def _contradictory_create(case: schemathesis.Case) -> bool:
+    body = case.body
+    if case.operation.label != "POST /runs" or not isinstance(body, dict):
+        return False
+    own_parent = body.get("parent_run_id") is not None and body.get("parent_run_id") == body.get("run_id")
+    keyless = body.get("on_active") is not None and body.get("concurrency_key") is None
+    return own_parent or keyless
 
 
 def _unstorable(body: object) -> bool:

@@ -139,8 +139,8 @@ class CreateRunRequest(Strict):
     parent_run_id: RunId | None = Field(
         default=None,
         description="Create the run under this run of the same tenant: only while that run is pending or running "
-        "(else 409 with its run_status; 404 if there is no such run). Cancelling a run cancels its active "
-        "descendants (cancel.source cascade).",
+        "(else 409 with its run_status; 404 if there is no such run; 422 if it is run_id itself). Cancelling a "
+        "run cancels its active descendants (cancel.source cascade).",
     )
     concurrency_key: ConcurrencyKey | None = Field(
         default=None, description="At most one run per tenant and key is active; on_active says what to do if one is."
