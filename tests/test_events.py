@@ -134,7 +134,8 @@ class TestEnvLocal:
     """events/env.local.json: `sam local invoke --env-vars`, matching the local runner's stack."""
 
     @pytest.fixture(scope="class")
-    def env(self) -> dict[str, dict[str, str]]:
+    @classmethod
+    def env(cls) -> dict[str, dict[str, str]]:
         loaded: dict[str, dict[str, str]] = json.loads((events_dir() / "env.local.json").read_text())
         return loaded
 
