@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -174,6 +174,31 @@ def test_the_fast_deserializer_equals_boto3s(item):
     wire = {k: TypeSerializer().serialize(_exact(v)) for k, v in item.items()}
     expected = {k: TypeDeserializer().deserialize(v) for k, v in wire.items()}
     assert _exact(deserialize_item(wire)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()),
+)
+def test_a_timestamp_is_the_fixed_width_text_strftime_would_write(moment):
+    assert iso(moment) == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.mark.parametrize("number", [10**38 - 1, -(10**38) + 1, 10**38, -(10**38), 10**39])
+def test_given_a_whole_number_at_dynamodbs_38_digits_then_the_fast_path_answers_as_boto3_would(number):
+    # Given boto3's verdict on the number: its attribute value, or the error it raises
+    try:
+        expected: Any = TypeSerializer().serialize(number)
+    except Exception as error:  # boto3 refuses what DynamoDB cannot hold
+        expected = type(error)
+    # When the fast serializer is given it, then it says the same
+    try:
+        actual: Any = serialize(number)
+    except Exception as error:
+        actual = type(error)
+    assert actual == expected
+    if isinstance(expected, dict):
+        assert deserialize_item({"n": expected}) == {"n": number}
 
 
 # The sweeper's cutoff boundary

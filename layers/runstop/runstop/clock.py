@@ -11,8 +11,11 @@ def now() -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    """`2026-11-23T21:12:27.123456Z`: always microseconds, always Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`2026-11-23T21:12:27.123456Z`: always microseconds, always Z.
+
+    isoformat, not strftime: the same text (a property test says so) in a third of the time,
+    and the cancel path writes two to three of them (bench row "warm path")."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse(stamp: str) -> datetime:

@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
@@ -102,39 +102,63 @@ def update_request(
 ) -> dict[str, Any]:
     """The arguments of the conditional update that makes `transition` (the status machine's
     sources and guard, plus `condition`): for UpdateItem, or as the Update of a transaction."""
-    names = {"#status": "status"}
-    values: dict[str, Any] = {":one": {"N": "1"}}
+    attributes = tuple(
+        (attr, value.attribute if isinstance(value, Offset) else None) for attr, value in change.set.items()
+    )
+    expression, condition_expression, names, fixed_values = _update_shape(
+        transition, attributes, change.remove, condition
+    )
+    values = dict(fixed_values)
     values.update({placeholder: serialize(value) for placeholder, value in (condition_values or {}).items()})
-    sets = ["version = version + :one"]
-    for i, (attr, value) in enumerate(change.set.items()):
-        names[f"#s{i}"] = attr
+    for i, value in enumerate(change.set.values()):
         if isinstance(value, Offset):
-            names[f"#o{i}"] = value.attribute
             values[f":s{i}"] = serialize(value.value)
             values[f":o{i}"] = serialize(value.default)
+        else:
+            values[f":s{i}"] = serialize(value)
+    return {
+        "TableName": table_name,
+        "Key": dict(key),
+        "UpdateExpression": expression,
+        "ConditionExpression": condition_expression,
+        "ExpressionAttributeNames": dict(names),
+        "ExpressionAttributeValues": values,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+@lru_cache(maxsize=256)
+def _update_shape(
+    transition: Transition,
+    attributes: tuple[tuple[str, str | None], ...],
+    remove: tuple[str, ...],
+    condition: str | None,
+) -> tuple[str, str, dict[str, str], dict[str, Any]]:
+    """An update's expressions, names and constant values: the same for every write of one
+    transition with the same attributes, so built once (bench row "warm path": about a fifth of
+    the domain's own time on the cancel path). `attributes`: each set attribute, with the
+    attribute its Offset adds to (None: a plain value). Callers copy the dicts they are given."""
+    names = {"#status": "status"}
+    values: dict[str, Any] = {":one": {"N": "1"}}
+    sets = ["version = version + :one"]
+    for i, (attr, offset_attribute) in enumerate(attributes):
+        names[f"#s{i}"] = attr
+        if offset_attribute is not None:
+            names[f"#o{i}"] = offset_attribute
             sets.append(f"#s{i} = :s{i} + if_not_exists(#o{i}, :o{i})")
-            continue
-        values[f":s{i}"] = serialize(value)
-        sets.append(f"#s{i} = :s{i}")
+        else:
+            sets.append(f"#s{i} = :s{i}")
     allowed = []
     for i, status in enumerate(sorted(transition.sources)):
         values[f":from{i}"] = {"S": str(status)}
         allowed.append(f":from{i}")
     clauses = [f"#status IN ({', '.join(allowed)})", transition.guard, condition]
     expression = "SET " + ", ".join(sets)
-    if change.remove:
-        for i, attr in enumerate(change.remove):
+    if remove:
+        for i, attr in enumerate(remove):
             names[f"#r{i}"] = attr
-        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(change.remove)))
-    return {
-        "TableName": table_name,
-        "Key": dict(key),
-        "UpdateExpression": expression,
-        "ConditionExpression": " AND ".join(c for c in clauses if c),
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
+        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+    return expression, " AND ".join(c for c in clauses if c), names, values
 
 
 @dataclass(frozen=True, slots=True)
