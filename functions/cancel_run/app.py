@@ -5,15 +5,17 @@ whole function may add to the boto3 floor): API Gateway has already routed the r
 the run id is checked by pattern, and the body by the JSON Schema generated from
 runstop.models.CancelRequest. Tracing comes from the Lambda platform (Tracing: Active).
 `?wait=N` then waits up to N seconds for the worker's stop acknowledgement (runstop.stop_wait).
+Its one metric per call is an EMF line written by runstop.emf, not Powertools Metrics (the
+warm budget: measured there).
 """
 
 from dataclasses import replace
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from runstop import emf
 from runstop.cancel import TRIGGER_API, TRIGGER_DIMENSION, cancel_metric, cancel_run
 from runstop.errors import RunstopError
 from runstop.lean_http import CancelCall, cancel_response, error_response
@@ -22,17 +24,13 @@ from runstop.stop_wait import stop_acknowledged, wait_for_stop
 from runstop.store import run_store
 
 logger = Logger()
-metrics = Metrics()
 settings()  # a missing TABLE_NAME fails the first cold start, with its name, not a later request
 
 WAIT_MARGIN_SECONDS = 1.0
 """Left of the invocation after a wait, to answer before Lambda's timeout cuts the request off."""
 
 
-def _count(name: str) -> None:
-    # The dimension with the metric: Powertools clears dimensions only when it flushes metrics.
-    metrics.add_dimension(name=TRIGGER_DIMENSION, value=TRIGGER_API)
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+_DIMENSIONS = {TRIGGER_DIMENSION: TRIGGER_API}
 
 
 def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -45,12 +43,12 @@ def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         idempotency_key=call.idempotency_key,
         force=call.force,
     )
-    _count(cancel_metric(decision.outcome.value))
     # The decision rides on the EMF line printed anyway (searchable in Logs Insights): a
     # separate log line per cancel cost a quarter of a warm invocation (bench: warm path).
-    metrics.add_metadata(key="run_id", value=call.run_id)
-    metrics.add_metadata(key="tenant_id", value=call.tenant_id)
-    metrics.add_metadata(key="outcome", value=decision.outcome.value)
+    outcome = decision.outcome.value
+    emf.count(
+        cancel_metric(outcome), _DIMENSIONS, {"run_id": call.run_id, "tenant_id": call.tenant_id, "outcome": outcome}
+    )
     if call.wait is None or not decision.accepted:
         return cancel_response(decision)
     if decision.run is not None and call.wait:
@@ -61,7 +59,6 @@ def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return cancel_response(decision, acknowledged)
 
 
-@metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The request id read directly: Powertools' correlation_id_path runs a JMESPath search per call.
@@ -70,7 +67,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return _handle(event, context)
     except RunstopError as error:
         logger.info("cancel refused", error=type(error).__name__, detail=str(error))
-        _count(cancel_metric(type(error).__name__))
+        emf.count(cancel_metric(type(error).__name__), _DIMENSIONS)
         return error_response(error)
     except Exception as error:  # the last line of defence: a problem document, never a trace
         logger.exception("cancel failed unexpectedly")

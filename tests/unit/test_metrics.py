@@ -136,3 +136,28 @@ def test_given_an_overdue_run_when_the_sweeper_marks_it_then_stop_overdue_counts
     # Then
     emitted = _emitted(capsys.readouterr().out)
     assert (STOP_OVERDUE, {SERVICE_DIMENSION: "runstop", TRIGGER_DIMENSION: trigger}) in emitted
+
+
+def test_given_the_cancel_functions_hand_written_line_then_it_is_the_document_powertools_would_print(capsys):
+    # Given Powertools Metrics counting one cancel, with the decision as metadata (the cancel
+    # function did this before runstop.emf took its place on the warm path)
+    from aws_lambda_powertools import Metrics
+
+    from runstop import emf
+
+    metadata = {"run_id": RUN, "tenant_id": TENANT, "outcome": "interrupted"}
+    powertools = Metrics()
+    powertools.add_dimension(name=TRIGGER_DIMENSION, value=TRIGGER_API)
+    powertools.add_metric(name="Cancel.interrupted", unit="Count", value=1)
+    for key, value in metadata.items():
+        powertools.add_metadata(key=key, value=value)
+    powertools.flush_metrics()
+    printed = json.loads(capsys.readouterr().out)
+    # When runstop.emf writes the same count
+    written = json.loads(emf.metric_line("Cancel.interrupted", {TRIGGER_DIMENSION: TRIGGER_API}, metadata))
+    # Then both are one document, but for the moment each was written
+    assert abs(written["_aws"].pop("Timestamp") - printed["_aws"].pop("Timestamp")) < 60_000
+    assert written == printed
+    assert _emitted(json.dumps(written)) == [
+        ("Cancel.interrupted", {TRIGGER_DIMENSION: TRIGGER_API, SERVICE_DIMENSION: "runstop"})
+    ]

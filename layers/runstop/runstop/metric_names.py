@@ -1,4 +1,5 @@
-"""The CloudWatch metrics the functions emit (EMF, through Powertools Metrics), in one list.
+"""The CloudWatch metrics the functions emit (EMF: Powertools Metrics, or runstop.emf in the
+cancel function), in one list.
 
 The template's alarms and dashboard watch these names, and tests/test_template.py reads them
 here, so an alarm cannot watch a name nothing emits. The namespace is

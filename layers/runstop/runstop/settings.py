@@ -48,6 +48,10 @@ class Settings:
     """SWEEP_MARGIN_SECONDS: the sweep stops this long before the invocation's timeout."""
     stop_grace_seconds: int = 60
     """STOP_GRACE_SECONDS: a run's default stop grace (template parameter StopGraceSeconds)."""
+    metrics_namespace: str = "runstop"
+    """POWERTOOLS_METRICS_NAMESPACE: the CloudWatch namespace of every metric (runstop.emf too)."""
+    service_name: str | None = None
+    """POWERTOOLS_SERVICE_NAME: the `service` dimension of every metric (none if unset)."""
     throttle_fallback: bool = True
     """RUNSTOP_THROTTLE_FALLBACK ("0" turns it off, for the bench's comparison): a cancel whose
     update stays throttled is decided by a read when the run is final."""
@@ -85,6 +89,8 @@ class Settings:
             sweep_concurrency=get("SWEEP_CONCURRENCY", int, defaults.sweep_concurrency),
             sweep_margin_seconds=get("SWEEP_MARGIN_SECONDS", float, defaults.sweep_margin_seconds),
             stop_grace_seconds=get("STOP_GRACE_SECONDS", int, defaults.stop_grace_seconds),
+            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or defaults.metrics_namespace,
+            service_name=env.get("POWERTOOLS_SERVICE_NAME") or None,
             throttle_fallback=env.get("RUNSTOP_THROTTLE_FALLBACK", "1") != "0",
         )
 
