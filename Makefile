@@ -126,8 +126,8 @@ bench: install ## every row of bench/README.md, several minutes: bench/results/R
 bench-smoke: install ## a seconds-long run of `make bench` (its test runs it too), written to .local/bench-smoke
 	$(RUN) python -m bench --smoke --out .local/bench-smoke
 
-bench-trees: install ## issue 12's rows alone: cascade time for trees of 10/100/1,000, a filter job over 10,000 among 100,000
-	$(RUN) python -m bench.trees --out .local/bench-trees.json
+bench-trees: install ## issue 12's rows alone: cascade time for trees of 10/100/1,000, a filter job over 10,000 among 100,000: bench/results/trees.json
+	$(RUN) python -m bench.trees --out bench/results/trees.json
 
 race-trees: install ## the run-tree race at 10,000 trials (make test runs 1,000), plus the key and job races
 	RUNSTOP_TREE_TRIALS=10000 RUNSTOP_KEY_ROUNDS=10 $(RUN) pytest -s tests/integration/test_tree_races.py \

@@ -39,7 +39,7 @@ from runstop_dev.jwt_auth import (
     Rejected,
     template_audiences,
 )
-from runstop_dev.streams import StreamPipe, start_stream_pipes, stream_routes
+from runstop_dev.streams import StreamPipe, start_stream_pipes, stop_stream_pipes, stream_routes
 from runstop_dev.template import (
     Function,
     HttpRoute,
@@ -353,8 +353,7 @@ class LocalApi:
         return self
 
     def stop(self) -> None:
-        for pipe in self.stream_pipes:
-            pipe.stop()
+        stop_stream_pipes(self.stream_pipes)
         if self.thread is not None:  # shutdown() waits forever for a loop that never started
             self.server.shutdown()
         self.server.server_close()

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +36,10 @@ POLL_SECONDS = 0.05
 """Pause between reads of a stream that had nothing new (DynamoDB Local answers in ~1 ms)."""
 REDELIVERY_SECONDS = 1.0
 """The local visibility timeout: a failed record comes back this much later (deployed: minutes)."""
+
+STOP_SECONDS = 3.0
+"""How long stopping waits for the pipes' threads. They are daemons: one still inside botocore's
+retries (DynamoDB Local gone first, as Ctrl-C stops the whole process group) dies with the runner."""
 
 
 @dataclass(frozen=True)
@@ -335,11 +339,18 @@ class StreamPipe:
             else:
                 self.stopping.wait(self.poll_seconds)
 
-    def stop(self) -> None:
-        self.stopping.set()
-        self.queue.stop()
-        for thread in self.threads:
-            thread.join(timeout=10)
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        stop_stream_pipes([self], timeout)
+
+
+def stop_stream_pipes(pipes: Sequence[StreamPipe], timeout: float = STOP_SECONDS) -> None:
+    """Tell every pipe to stop at once, then wait for their threads together, `timeout` at most."""
+    for pipe in pipes:
+        pipe.stopping.set()
+        pipe.queue.stop()
+    deadline = time.monotonic() + timeout
+    for thread in (thread for pipe in pipes for thread in pipe.threads):
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 Submit = Callable[[dict[str, Any]], Future[Any]]
