@@ -33,6 +33,7 @@ from runstop.resolver import (
     RunIdPath,
     build_resolver,
     current_tenant,
+    json_media_type_for_validation,
     route_responses,
 )
 from runstop.settings import settings
@@ -299,4 +300,4 @@ def get_cancel_job(job_id: JobIdPath) -> CancelJob:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.config.register_lambda_context(context)
-    return app.resolve(event, context)
+    return app.resolve(json_media_type_for_validation(event), context)

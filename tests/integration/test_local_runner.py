@@ -64,12 +64,7 @@ def test_given_a_media_type_in_another_case_when_cancelling_then_the_body_is_rea
     assert cancelled.json()["cancel"]["reason"] == "case"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 domain part pending on main: Powertools' request validation matches the media type "
-    "case-sensitively (startswith('application/json')), so the runs API answers 415",
-)
-@pytest.mark.parametrize("content_type", MEDIA_TYPES_IN_OTHER_CASES)
+@pytest.mark.parametrize("content_type", [*MEDIA_TYPES_IN_OTHER_CASES, "application/merge-patch+json"])
 def test_given_a_media_type_in_another_case_when_creating_then_the_body_is_read_as_json(
     http: httpx.Client, tenant: str, content_type: str
 ) -> None:

@@ -166,14 +166,23 @@ class TestBodies:
         assert stored(aws, RUN) == before
 
     @pytest.mark.parametrize("route", list(BODY_ROUTES))
-    def test_given_json_with_a_charset_parameter_when_sent_then_it_is_accepted(
-        self, aws, store, runs_handler, cancel_handler, route
+    @pytest.mark.parametrize(
+        "content_type",
+        [
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "APPLICATION/JSON; Charset=UTF-8",
+            "application/problem+json",
+        ],
+    )
+    def test_given_json_in_any_spelling_of_its_media_type_when_sent_then_it_is_accepted(
+        self, aws, store, runs_handler, cancel_handler, route, content_type
     ):
-        # Given
+        # Given (media types are case-insensitive, RFC 9110; +json types are JSON)
         seed_run(store, RUN, "running")
         body = {"create": b'{"run_id": "r2"}', "complete": b'{"status": "success"}', "cancel": b"{}"}[route]
         # When
-        response = _send_raw(route, body, runs_handler, cancel_handler, "application/json; charset=utf-8")
+        response = _send_raw(route, body, runs_handler, cancel_handler, content_type)
         # Then
         assert response["statusCode"] == {"create": 201, "complete": 200, "cancel": 202}[route]
 

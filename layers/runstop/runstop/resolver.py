@@ -110,6 +110,22 @@ def route_responses(
     return {status: success, **problem_responses(*problems, notes=notes)}
 
 
+def json_media_type_for_validation(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with a JSON body's media type spelled `application/json`, its parameters kept.
+
+    Media types are case-insensitive (RFC 9110, 8.3.1) and `+json` types are JSON, but
+    Powertools' request validation reads a body as JSON only after a case-sensitive
+    `startswith("application/json")`, answering 415 to `Application/Json` otherwise. The cancel
+    function reads such bodies (lean_http); the runs API now does too. The event is copied.
+    """
+    headers = event.get("headers") or {}
+    content_type = headers.get("content-type")
+    if not content_type or content_type.startswith(JSON_CONTENT_TYPE) or not is_json_media_type(content_type):
+        return event
+    _, semicolon, parameters = content_type.partition(";")
+    return {**event, "headers": {**headers, "content-type": JSON_CONTENT_TYPE + semicolon + parameters}}
+
+
 def build_resolver() -> APIGatewayHttpResolver:
     """An HTTP API resolver that validates with pydantic and answers errors as problems."""
     app = APIGatewayHttpResolver(enable_validation=True)
