@@ -339,9 +339,6 @@ class StreamPipe:
             else:
                 self.stopping.wait(self.poll_seconds)
 
-    def stop(self, timeout: float = STOP_SECONDS) -> None:
-        stop_stream_pipes([self], timeout)
-
 
 def stop_stream_pipes(pipes: Sequence[StreamPipe], timeout: float = STOP_SECONDS) -> None:
     """Tell every pipe to stop at once, then wait for their threads together, `timeout` at most."""
