@@ -51,7 +51,7 @@ def _deserialize(value: Mapping[str, Any]) -> Any:
             if number.isdecimal() or (number[:1] == "-" and number[1:].isdecimal()):
                 return int(number)
         elif "M" in value:
-            return {k: _deserialize(v) for k, v in value["M"].items()}
+            return deserialize_item(value["M"])
     return _from_dynamo(_deserializer.deserialize(value))  # type: ignore[arg-type]
 
 
