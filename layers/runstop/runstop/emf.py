@@ -18,13 +18,16 @@ from typing import Any
 
 from runstop.settings import settings
 
+SERVICE_DIMENSION = "service"
+"""The dimension Powertools adds to every metric (POWERTOOLS_SERVICE_NAME), and this line too."""
+
 
 def metric_line(name: str, dimensions: Mapping[str, str], metadata: Mapping[str, str] | None = None) -> str:
     """The EMF document counting one `name` under `dimensions` (plus the service's), as JSON."""
     config = settings()
     dims = dict(dimensions)
     if config.service_name:
-        dims.setdefault("service", config.service_name)
+        dims.setdefault(SERVICE_DIMENSION, config.service_name)
     directive = {
         "Namespace": config.metrics_namespace,
         "Dimensions": [list(dims)],

@@ -5,7 +5,7 @@ The template's alarms and dashboard watch these names, and tests/test_template.p
 here, so an alarm cannot watch a name nothing emits. The namespace is
 POWERTOOLS_METRICS_NAMESPACE; Powertools adds the `service` dimension (POWERTOOLS_SERVICE_NAME)
 and every function adds `trigger`. The cancel function does not import this module (cold
-start): the names it needs live in runstop.cancel, and are re-exported here.
+start): the names it needs live in runstop.cancel and runstop.emf, and are re-exported here.
 """
 
 from runstop.cancel import (
@@ -18,9 +18,8 @@ from runstop.cancel import (
     CancelOutcome,
     cancel_metric,
 )
+from runstop.emf import SERVICE_DIMENSION
 from runstop.errors import StoreUnavailable
-
-SERVICE_DIMENSION = "service"
 
 CANCEL_TRIGGERS = (TRIGGER_API, TRIGGER_BULK, TRIGGER_SQS, TRIGGER_EVENTBRIDGE)
 """The triggers that count every decision as `Cancel.<outcome>` (the sweeper counts `Sweep.<outcome>`)."""
